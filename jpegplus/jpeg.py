@@ -1,0 +1,44 @@
+"""The real JPEG codec (libjpeg-turbo through Pillow): baseline 4:2:0 with
+optimised Huffman tables, and reading back what a file holds.
+
+Arrays are uint8 (H, W, 3) RGB or (H, W) grey.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from .tables import pillow_qtables
+
+
+def encode_array(arr: np.ndarray, tables: np.ndarray, extra: bytes = b"", **metadata) -> bytes:
+    """Baseline JPEG bytes of `arr` quantised with `tables` (2, 8, 8), 4:2:0 chroma,
+    optimised Huffman. `extra` is raw marker segments written after APP0/APP1;
+    `metadata` goes to Pillow (exif, icc_profile, dpi, comment, xmp)."""
+    im = Image.fromarray(arr)
+    qt = pillow_qtables(tables)
+    if im.mode == "L":
+        qt = qt[:1]
+    buf = io.BytesIO()
+    meta = {k: v for k, v in metadata.items() if v is not None}
+    im.save(buf, "JPEG", qtables=qt, subsampling="4:2:0", optimize=True, extra=extra, **meta)
+    return buf.getvalue()
+
+
+def decode_array(data: bytes) -> np.ndarray:
+    """Decode JPEG bytes to uint8 RGB (H, W, 3) exactly as Pillow does."""
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def read_tables(im: Image.Image) -> np.ndarray:
+    """Quantisation tables of an opened JPEG as (2, 8, 8) int in natural order
+    (chroma = luma for grey files). Pillow keeps them in natural order."""
+    q = getattr(im, "quantization", None) or {}
+    if 0 not in q:
+        raise ValueError("JPEG has no luma quantisation table")
+    luma = np.asarray(q[0], dtype=np.int64).reshape(8, 8)
+    chroma = np.asarray(q.get(1, q[0]), dtype=np.int64).reshape(8, 8)
+    return np.stack([luma, chroma])

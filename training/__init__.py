@@ -1,0 +1,1 @@
+"""Training and evaluation scripts for jpegplus (run as `python -m training.NAME`)."""

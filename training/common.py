@@ -1,0 +1,101 @@
+"""Helpers shared by the training scripts: crops, quality sampling, real JPEG
+batches, checkpoints and logging. Nothing here decides anything."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+
+from jpegplus.jpeg import decode_array, encode_array
+from jpegplus.tables import jpegplus_tables, standard_tables
+
+# Table family used while training; the manifest's final figures come from
+# training/calibrate.py, which chooses them on val/.
+FLATNESS, CHROMA_WEIGHT = 0.3, 0.6
+
+
+def seed_everything(seed: int):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Crops:
+    """Random crops from the pack (N, S, S, 3) uint8, with flips and 90° turns."""
+
+    def __init__(self, path: str, size: int, seed: int):
+        self.data = np.load(path, mmap_mode="r")
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> np.ndarray:
+        s, full = self.size, self.data.shape[1]
+        out = np.empty((n, s, s, 3), np.uint8)
+        for i, k in enumerate(self.rng.integers(0, len(self.data), n)):
+            y, x = self.rng.integers(0, full - s + 1, 2)
+            crop = self.data[k, y:y + s, x:x + s]
+            if self.rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            out[i] = np.rot90(crop, self.rng.integers(0, 4))
+        return out
+
+
+def sample_tables(rng: np.random.Generator, n: int, standard_share: float = 0.0) -> np.ndarray:
+    """(n, 2, 8, 8) tables at qualities uniform in 1..100: jpegplus's family,
+    or libjpeg's standard tables for a `standard_share` of the samples."""
+    out = []
+    for _ in range(n):
+        q = int(rng.integers(1, 101))
+        std = rng.random() < standard_share
+        out.append(standard_tables(q) if std else jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT))
+    return np.stack(out)
+
+
+def real_jpeg(batch: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Real libjpeg-turbo round trip of each image: (decoded uint8 batch, file bits (n,))."""
+    dec, bits = np.empty_like(batch), np.empty(len(batch))
+    for i, (im, t) in enumerate(zip(batch, tables)):
+        data = encode_array(np.ascontiguousarray(im), t)
+        dec[i], bits[i] = decode_array(data), 8 * len(data)
+    return dec, bits
+
+
+def to_tensor(batch: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) → float (N, 3, H, W) in 0..255."""
+    return torch.from_numpy(np.array(batch, copy=True)).permute(0, 3, 1, 2).float()
+
+
+class Log:
+    """Prints and appends JSON lines to a log file."""
+
+    def __init__(self, path: str):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.path, self.t0 = path, time.time()
+
+    def __call__(self, **row):
+        row = {"t": round(time.time() - self.t0, 1), **row}
+        print(json.dumps(row), flush=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def save_checkpoint(path: str, step: int, config: dict, models: dict, optimizer, extra=None):
+    """Atomic checkpoint with each model's class and config, so Net(**config) rebuilds it."""
+    state = {
+        "step": step,
+        "config": config,
+        "models": {k: {"class": type(m).__name__, "config": m.config, "state": m.state_dict()} for k, m in models.items()},
+        "optimizer": optimizer.state_dict() if optimizer else None,
+        "extra": extra or {},
+    }
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str):
+    return torch.load(path, map_location="cpu", weights_only=True) if os.path.exists(path) else None
