@@ -1,0 +1,132 @@
+"""Stage b: train PreNet and PostNet end to end through the frozen FakeCodec.
+
+Loss per sample = MSE(x, x̂) in 0..255² + λ(q) · bits / pixels, with the quality
+q drawn uniformly (1..100 at scale 1, 1..60 at scale 2, where halving can pay)
+so one pair of networks covers the whole range. λ(q) is JPEG's own exchange
+rate at that quality: the local slope −dMSE/dbpp of the real codec, measured on
+training crops before the loop. Reads top to bottom; resumable; seeded.
+
+    python -m training.train_prepost --steps 3000
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from jpegplus.models import build
+from jpegplus.models.diffjpeg import ste_round
+from jpegplus.tables import jpegplus_tables, quant_level
+from training.common import (CHROMA_WEIGHT, FLATNESS, Crops, Log, load_checkpoint, real_jpeg, save_checkpoint,
+                             seed_everything, to_tensor)
+
+SCALE2_MAX_Q = 60
+
+
+def codec_slopes(crops: Crops, n: int = 48) -> np.ndarray:
+    """λ(q) for q = 1..100: −ΔMSE/Δbpp of real JPEG between neighbouring qualities (MSE per bpp)."""
+    batch = crops.batch(n)
+    qs = np.arange(1, 101)
+    mse, bpp = [], []
+    for q in qs:
+        t = np.repeat(jpegplus_tables(int(q), FLATNESS, CHROMA_WEIGHT)[None], n, 0)
+        dec, bits = real_jpeg(batch, t)
+        mse.append(np.mean((dec.astype(float) - batch) ** 2))
+        bpp.append(bits.sum() / (n * batch.shape[1] * batch.shape[2]))
+    mse, bpp = np.array(mse), np.array(bpp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = -np.gradient(mse, bpp)
+    ok = np.isfinite(slope) & (slope > 0)  # the coarsest qualities share clipped tables: no slope there
+    slope = np.interp(qs, qs[ok], slope[ok])
+    # smooth in log domain and keep positive
+    slope = np.exp(np.convolve(np.log(np.clip(slope, 1e-3, None)), np.ones(9) / 9, mode="same"))
+    return slope
+
+
+def tables_for(qs) -> torch.Tensor:
+    return torch.from_numpy(np.stack([jpegplus_tables(int(q), FLATNESS, CHROMA_WEIGHT) for q in qs])).float()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=12)
+    ap.add_argument("--crop", type=int, default=96)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--pre", default='{"channels": 32, "depth": 3}')
+    ap.add_argument("--post", default='{"channels": 64, "depth": 5}')
+    ap.add_argument("--fakecodec", default="runs/fakecodec.pt")
+    ap.add_argument("--pack", default="packs/train_crops.npy")
+    ap.add_argument("--out", default="runs/prepost.pt")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    cfg = vars(ap.parse_args(argv))
+    torch.set_num_threads(cfg["threads"])
+    seed_everything(cfg["seed"])
+    log = Log(cfg["out"] + ".log")
+    rng = np.random.default_rng(cfg["seed"])
+
+    # Frozen surrogate codec.
+    fc_ckpt = load_checkpoint(cfg["fakecodec"])
+    fc_entry = fc_ckpt["models"]["fakecodec"]
+    codec = build("FakeCodec", fc_entry["config"])
+    codec.load_state_dict(fc_entry["state"])
+    codec.eval().requires_grad_(False)
+
+    import json
+    pre = build("PreNet", json.loads(cfg["pre"]))
+    post = build("PostNet", json.loads(cfg["post"]))
+    opt = torch.optim.Adam(list(pre.parameters()) + list(post.parameters()), lr=cfg["lr"])
+    step, wall = 0, 0.0
+    ckpt = load_checkpoint(cfg["out"])
+    crops = Crops(cfg["pack"], cfg["crop"], cfg["seed"])
+    if ckpt:
+        pre.load_state_dict(ckpt["models"]["pre"]["state"])
+        post.load_state_dict(ckpt["models"]["post"]["state"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, wall = ckpt["step"], ckpt["extra"]["wall_s"]
+        lam_table = np.array(ckpt["extra"]["lambda"])
+        crops.rng = np.random.default_rng(cfg["seed"] + step)
+        log(event="resume", step=step)
+    else:
+        lam_table = codec_slopes(crops)
+        log(event="lambda", lam=[round(float(v), 2) for v in lam_table[::10]])
+
+    t0 = time.time()
+    while step < cfg["steps"]:
+        frac = step / cfg["steps"]
+        lr = cfg["lr"] * 0.5 * (1 + np.cos(np.pi * frac))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        scale = 2 if step % 3 == 2 else 1
+        qs = rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, cfg["batch"])
+        tables = tables_for(qs)
+        level = torch.tensor([quant_level(t.numpy()) for t in tables])
+        lam = torch.from_numpy(lam_table[qs - 1]).float()
+
+        x = to_tensor(crops.batch(cfg["batch"])) / 255
+        stored = ste_round(pre(x, level, scale).clamp(0, 1) * 255)
+        out = codec(stored, tables)
+        x_hat = post(out["x_hat"].clamp(0, 255) / 255, level, scale)
+        mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
+        bpp = out["bits"] / (x.shape[2] * x.shape[3])
+        loss = (mse + lam * bpp).mean() / lam.mean()  # normalised so the step size does not swing with λ
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(pre.parameters()) + list(post.parameters()), 1.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0:
+            log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse.mean())), 2),
+                bpp=round(float(bpp.mean()), 3), loss=round(float(loss), 4), lr=round(lr, 6))
+        if step % 200 == 0 or step == cfg["steps"]:
+            save_checkpoint(cfg["out"], step, cfg, {"pre": pre, "post": post}, opt,
+                            {"wall_s": wall + time.time() - t0, "lambda": lam_table.tolist()})
+    log(event="done", step=step, wall_s=round(wall + time.time() - t0, 1))
+
+
+if __name__ == "__main__":
+    main()
