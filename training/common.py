@@ -98,4 +98,10 @@ def save_checkpoint(path: str, step: int, config: dict, models: dict, optimizer,
 
 
 def load_checkpoint(path: str):
-    return torch.load(path, map_location="cpu", weights_only=True) if os.path.exists(path) else None
+    """The checkpoint dict, or None if there is none. Restricted unpickling
+    (weights_only) with numpy scalars allowed, which older optimiser states hold."""
+    if not os.path.exists(path):
+        return None
+    allowed = [np._core.multiarray.scalar, np.dtype, type(np.dtype(np.float64))]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)

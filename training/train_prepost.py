@@ -6,11 +6,18 @@ so one pair of networks covers the whole range. λ(q) is JPEG's own exchange
 rate at that quality: the local slope −dMSE/dbpp of the real codec, measured on
 training crops before the loop. Reads top to bottom; resumable; seeded.
 
-    python -m training.train_prepost --steps 3000
+--codec bypass is the ablation without a surrogate (Jiang et al. 2017 style):
+the codec is skipped (only pixel rounding remains) and there is no rate term,
+so the pair learns a resampling that ignores JPEG; stage c then fits PostNet to
+the real codec, exactly as for the main model.
+
+    python -m training.train_prepost --steps 6000 --batch 16 --crop 128
+    python -m training.train_prepost --codec bypass --out runs/prepost_nofake.pt
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -61,6 +68,7 @@ def main(argv=None):
     ap.add_argument("--fakecodec", default="runs/fakecodec.pt")
     ap.add_argument("--pack", default="packs/train_crops.npy")
     ap.add_argument("--out", default="runs/prepost.pt")
+    ap.add_argument("--codec", choices=["fake", "bypass"], default="fake")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     cfg = vars(ap.parse_args(argv))
@@ -76,7 +84,6 @@ def main(argv=None):
     codec.load_state_dict(fc_entry["state"])
     codec.eval().requires_grad_(False)
 
-    import json
     pre = build("PreNet", json.loads(cfg["pre"]))
     post = build("PostNet", json.loads(cfg["post"]))
     opt = torch.optim.Adam(list(pre.parameters()) + list(post.parameters()), lr=cfg["lr"])
@@ -98,7 +105,7 @@ def main(argv=None):
     t0 = time.time()
     while step < cfg["steps"]:
         frac = step / cfg["steps"]
-        lr = cfg["lr"] * 0.5 * (1 + np.cos(np.pi * frac))
+        lr = float(cfg["lr"] * 0.5 * (1 + np.cos(np.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
         scale = 2 if step % 3 == 2 else 1
@@ -109,7 +116,10 @@ def main(argv=None):
 
         x = to_tensor(crops.batch(cfg["batch"])) / 255
         stored = ste_round(pre(x, level, scale).clamp(0, 1) * 255)
-        out = codec(stored, tables)
+        if cfg["codec"] == "fake":
+            out = codec(stored, tables)
+        else:
+            out = {"x_hat": stored, "bits": torch.zeros(len(qs))}
         x_hat = post(out["x_hat"].clamp(0, 255) / 255, level, scale)
         mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
         bpp = out["bits"] / (x.shape[2] * x.shape[3])

@@ -1,0 +1,135 @@
+"""Calibrate the quality ladder on val/: user quality q → internal JPEG quality
+per scale, and the λ the closed-loop scale choice uses.
+
+Promise: on average over val/, jpegplus at quality q gives no more bytes and no
+lower PSNR than Pillow (default settings) at q. For each q:
+  q1 = highest internal quality whose mean size at scale 1 is ≤ Pillow's mean size at q;
+  q2 = highest internal quality whose mean size at scale 2 is ≤ that of q1 at scale 1
+       (0 = scale 2 is never tried: it is not within `--s2-margin` dB of scale 1 there);
+  λ  = −dMSE/dbpp of the scale-1 curve at q1 (the exchange rate for the choice).
+Then the real encoder (closed loop) is run at q = 10, 20, …, 90 to check the promise.
+
+    python -m training.calibrate --weights runs/export --out runs/ladder.json
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import json
+import os
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from jpegplus import codec
+from jpegplus.bundle import load_bundle
+from jpegplus.metrics import psnr
+
+GRID1 = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 17, 20, 24, 28, 33, 38, 44, 50, 56, 62, 68, 74, 80, 85, 90, 93, 96, 98, 100]
+GRID2 = [q for q in GRID1 if q <= 90]
+
+
+def pillow_curve(images) -> tuple[np.ndarray, np.ndarray]:
+    """Mean bytes and mean PSNR of Pillow default JPEG at q = 1..100: arrays (100,)."""
+    size, quality = np.zeros(100), np.zeros(100)
+    for im in tqdm(images, desc="pillow"):
+        for q in range(1, 101):
+            buf = io.BytesIO()
+            Image.fromarray(im).save(buf, "JPEG", quality=q)
+            size[q - 1] += buf.tell()
+            quality[q - 1] += psnr(im, np.asarray(Image.open(buf).convert("RGB")))
+    return size / len(images), quality / len(images)
+
+
+def jpegplus_curve(bundle, images, scale: int, grid) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes and PSNR per image (n, len(grid)) of jpegplus forced to `scale`."""
+    size, quality = np.zeros((len(images), len(grid))), np.zeros((len(images), len(grid)))
+    for i, im in enumerate(tqdm(images, desc=f"jpegplus scale {scale}")):
+        for j, q in enumerate(grid):
+            data = codec.encode_at(bundle, im, False, scale, q, {})
+            size[i, j] = len(data)
+            quality[i, j] = psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
+    return size, quality
+
+
+def highest_within(grid, mean_size, budget: float) -> int:
+    """Highest integer internal quality whose interpolated mean size ≤ budget (0 if none)."""
+    qs = np.arange(1, 101)
+    sizes = np.interp(qs, grid, mean_size)
+    ok = qs[sizes <= budget]
+    return int(ok.max()) if len(ok) else 0
+
+
+def build_ladder(anchor_size, anchor_psnr, g1, s1, p1, g2, s2, p2, margin_db: float) -> dict:
+    m1, m2 = s1.mean(0), s2.mean(0)
+    mse1 = (255.0**2 / 10 ** (p1 / 10)).mean(0)
+    bpp1 = 8 * m1 / (512 * 512)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = -np.gradient(mse1, bpp1)
+    ok = np.isfinite(slope)  # the coarsest grid points share clipped tables: no slope there
+    slope = np.interp(g1, np.asarray(g1)[ok], slope[ok])
+    q1s, q2s, lams = [], [], []
+    for q in range(1, 101):
+        q1 = max(1, highest_within(g1, m1, anchor_size[q - 1]))
+        budget = float(np.interp(q1, g1, m1))
+        q2 = highest_within(g2, m2, budget)
+        if q2 and np.interp(q2, g2, p2.mean(0)) < np.interp(q1, g1, p1.mean(0)) - margin_db:
+            q2 = 0
+        q1s.append(q1)
+        q2s.append(q2)
+        lams.append(round(float(max(np.interp(q1, g1, slope), 0.01)), 3))
+    return {"q1": q1s, "q2": q2s, "lambda": lams}
+
+
+def check(bundle, images, anchor_size, anchor_psnr) -> list[dict]:
+    """The real closed-loop encoder at q = 10..90 against Pillow on these images."""
+    rows = []
+    for q in tqdm(range(10, 100, 10), desc="check"):
+        size = quality = 0.0
+        halved = 0
+        for im in images:
+            data = codec.encode(im, q, bundle=bundle)
+            size += len(data)
+            quality += psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
+            halved += b"jpegplus\x00\x01\x02" in data[:200]
+        n = len(images)
+        rows.append({"quality": q, "bytes_ratio": round(size / n / anchor_size[q - 1], 4),
+                     "psnr_gain_db": round(quality / n - anchor_psnr[q - 1], 3), "scale2_share": round(halved / n, 3)})
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--weights", required=True, help="folder with manifest.json and the candidate networks")
+    ap.add_argument("--data", default="../shared/data/val/cid22")
+    ap.add_argument("--out", default="runs/ladder.json")
+    ap.add_argument("--s2-margin", type=float, default=1.5, help="dB below scale 1 where scale 2 is still tried")
+    args = ap.parse_args(argv)
+    files = sorted(glob.glob(os.path.join(args.data, "*.png")))
+    images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    bundle = load_bundle(args.weights)
+    tables = bundle.manifest["tables"]
+
+    anchor_size, anchor_psnr = pillow_curve(images)
+    s1, p1 = jpegplus_curve(bundle, images, 1, GRID1)
+    s2, p2 = jpegplus_curve(bundle, images, 2, GRID2)
+    ladder = build_ladder(anchor_size, anchor_psnr, GRID1, s1, p1, GRID2, s2, p2, args.s2_margin)
+
+    bundle.manifest["ladder"] = ladder
+    rows = check(bundle, images, anchor_size, anchor_psnr)
+    for r in rows:
+        print(json.dumps(r))
+    result = {"tables": tables, "ladder": ladder, "check_val": rows, "images": len(images),
+              "curves": {"grid1": GRID1, "bytes1": s1.mean(0).tolist(), "psnr1": p1.mean(0).tolist(),
+                         "grid2": GRID2, "bytes2": s2.mean(0).tolist(), "psnr2": p2.mean(0).tolist(),
+                         "pillow_bytes": anchor_size.tolist(), "pillow_psnr": anchor_psnr.tolist()}}
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"ladder → {args.out}")
+
+
+if __name__ == "__main__":
+    main()

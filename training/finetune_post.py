@@ -1,0 +1,91 @@
+"""Stage c: fine-tune PostNet on the real JPEG output of the frozen PreNet.
+
+At run time PostNet sees libjpeg-turbo's output, not FakeCodec's; this stage
+closes that gap. Same quality and scale sampling as stage b. Resumable; seeded.
+
+    python -m training.finetune_post --init runs/prepost.pt --out runs/prepost_ft.pt --steps 1500
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from jpegplus.models import build
+from jpegplus.tables import quant_level
+from training.common import Crops, Log, load_checkpoint, real_jpeg, save_checkpoint, seed_everything, to_tensor
+from training.train_prepost import SCALE2_MAX_Q, tables_for
+
+
+def restore(entry):
+    net = build(entry["class"], entry["config"])
+    net.load_state_dict(entry["state"])
+    return net
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--init", default="runs/prepost.pt", help="stage-b checkpoint")
+    ap.add_argument("--out", default="runs/prepost_ft.pt")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--pack", default="packs/train_crops.npy")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    cfg = vars(ap.parse_args(argv))
+    torch.set_num_threads(cfg["threads"])
+    seed_everything(cfg["seed"])
+    log = Log(cfg["out"] + ".log")
+    rng = np.random.default_rng(cfg["seed"])
+
+    ckpt = load_checkpoint(cfg["out"])
+    resumed = ckpt is not None
+    ckpt = ckpt or load_checkpoint(cfg["init"])
+    if ckpt is None:
+        raise SystemExit(f"no stage-b checkpoint at {cfg['init']}")
+    pre, post = restore(ckpt["models"]["pre"]).eval(), restore(ckpt["models"]["post"])
+    pre.requires_grad_(False)
+    opt = torch.optim.Adam(post.parameters(), lr=cfg["lr"])
+    step, wall = 0, 0.0
+    history = dict(ckpt["extra"])
+    if resumed:
+        opt.load_state_dict(ckpt["optimizer"])
+        step, wall = ckpt["step"], ckpt["extra"]["finetune_wall_s"]
+        log(event="resume", step=step)
+    crops = Crops(cfg["pack"], cfg["crop"], cfg["seed"] + step)
+
+    t0 = time.time()
+    while step < cfg["steps"]:
+        lr = float(cfg["lr"] * 0.5 * (1 + np.cos(np.pi * step / cfg["steps"])))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        scale = 2 if step % 3 == 2 else 1
+        qs = rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, cfg["batch"])
+        tables = tables_for(qs)
+        level = torch.tensor([quant_level(t.numpy()) for t in tables])
+        batch = crops.batch(cfg["batch"])
+        x = to_tensor(batch) / 255
+        with torch.no_grad():
+            stored = (pre(x, level, scale).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+        decoded, _ = real_jpeg(stored, tables.long().numpy())
+        x_hat = post(to_tensor(decoded) / 255, level, scale)
+        mse = ((x_hat - x) * 255).pow(2).mean()
+        opt.zero_grad()
+        mse.backward()
+        torch.nn.utils.clip_grad_norm_(post.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0:
+            log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse)), 2), lr=round(lr, 7))
+        if step % 200 == 0 or step == cfg["steps"]:
+            extra = {**history, "finetune_steps": step, "finetune_wall_s": wall + time.time() - t0}
+            save_checkpoint(cfg["out"], step, {**ckpt["config"], "finetune": cfg}, {"pre": pre, "post": post}, opt, extra)
+    log(event="done", step=step)
+
+
+if __name__ == "__main__":
+    main()
