@@ -15,3 +15,17 @@ class SegmentError(JpegPlusError):
 
 class SegmentWarning(UserWarning):
     """A jpegplus segment could not be trusted; the file was decoded as plain JPEG."""
+
+
+class UnsupportedModeError(JpegPlusError, OSError):
+    """JPEG cannot store this image mode (alpha, palette, 16-bit...). Also an
+    OSError with Pillow's own message, which is what Pillow's JPEG writer raises."""
+
+
+class EmptyImageError(JpegPlusError, ValueError):
+    """A zero-width or zero-height image. Also a ValueError, as from Pillow's writer."""
+
+
+class NotJpegError(JpegPlusError, OSError):
+    """The bytes are an image, but not a JPEG. Also an OSError, like Pillow's
+    UnidentifiedImageError."""

@@ -9,8 +9,10 @@ Layout (big-endian), after the marker FF E9 and its 2-byte length:
     u32 width, u32 height               original size in pixels
     u32 stored_width, u32 stored_height  size of the JPEG image itself
     8s  model_id    first 8 hex digits naming the weights that wrote the file
-    u32 scan_crc    CRC-32 of the entropy-coded data after SOS, so a file that
-                    another tool re-encoded while keeping the segment is noticed
+    u32 scan_crc    check value: CRC-32 over the segment's own fields (identifier
+                    to model_id) continued over the entropy-coded data after
+                    SOS. A file that another tool re-encoded while keeping the
+                    segment, or a segment damaged in any field, is noticed.
 """
 from __future__ import annotations
 
@@ -39,11 +41,15 @@ class Segment:
     scan_crc: int = 0
     version: int = FORMAT_VERSION
 
+    def payload(self) -> bytes:
+        """The APP9 payload (identifier and fields), without marker and length."""
+        return IDENT + _BODY.pack(self.version, self.scale, GREY if self.grey else 0, self.width, self.height,
+                                  self.stored_width, self.stored_height,
+                                  self.model_id.encode("ascii")[:8].ljust(8, b"0"), self.scan_crc)
+
     def pack(self) -> bytes:
         """Complete marker segment (FF E9, length, payload)."""
-        body = IDENT + _BODY.pack(self.version, self.scale, GREY if self.grey else 0, self.width, self.height,
-                                  self.stored_width, self.stored_height, self.model_id.encode("ascii")[:8].ljust(8, b"0"),
-                                  self.scan_crc)
+        body = self.payload()
         return bytes([0xFF, MARKER]) + struct.pack(">H", len(body) + 2) + body
 
 
@@ -64,6 +70,8 @@ def parse(payload: bytes) -> Segment:
     if len(body) != _BODY.size:
         raise SegmentError(f"jpegplus segment has {len(body)} bytes, expected {_BODY.size}")
     version, scale, flags, w, h, sw, sh, model, crc = _BODY.unpack(body)
+    if flags & ~GREY:
+        raise SegmentError(f"jpegplus segment has unknown flags {flags:#06x}")
     if scale not in (1, 2):
         raise SegmentError(f"jpegplus segment has scale {scale}")
     if min(w, h, sw, sh) < 1 or sw != -(-w // scale) or sh != -(-h // scale):
@@ -75,8 +83,10 @@ def parse(payload: bytes) -> Segment:
     return Segment(scale, w, h, sw, sh, model_id, bool(flags & GREY), crc, version)
 
 
-def scan_crc(data: bytes) -> int:
-    """CRC-32 of everything after the first SOS marker segment (the entropy-coded data and EOI)."""
+def scan_start(data: bytes) -> int:
+    """Offset of the entropy-coded data after the first SOS marker segment."""
+    if data[:2] != b"\xff\xd8":
+        raise SegmentError("not a JPEG (no SOI marker)")
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
@@ -86,20 +96,41 @@ def scan_crc(data: bytes) -> int:
             i += 1
             continue
         length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        if length < 2:
+            raise SegmentError(f"malformed JPEG marker length {length}")
         if marker == 0xDA:
-            return zlib.crc32(data[i + 2 + length:])
+            return min(i + 2 + length, len(data))
         i += 2 + length
     raise SegmentError("no SOS marker found")
 
 
+def scan_crc(data: bytes) -> int:
+    """CRC-32 of everything after the first SOS marker segment (the entropy-coded data and EOI)."""
+    return zlib.crc32(memoryview(data)[scan_start(data):])
+
+
+def check_value(data: bytes, fields: bytes) -> int:
+    """CRC-32 of `fields` (a segment payload without its last 4 bytes) continued over the scan of `data`."""
+    return zlib.crc32(memoryview(data)[scan_start(data):], zlib.crc32(fields))
+
+
 def seal(data: bytes, segment: Segment) -> bytes:
-    """Write the scan CRC into the (already present, same-length) segment of `data`."""
+    """Write the check value into the (already present, same-length) segment of `data`."""
     placeholder = segment.pack()
     pos = data.find(placeholder)
     if pos < 0:
         raise SegmentError("segment placeholder not found in encoded data")
-    sealed = Segment(**{**segment.__dict__, "scan_crc": scan_crc(data)}).pack()
+    check = check_value(data, segment.payload()[:-4])
+    sealed = Segment(**{**segment.__dict__, "scan_crc": check}).pack()
     return data[:pos] + sealed + data[pos + len(sealed):]
+
+
+def verify(data: bytes, payload: bytes) -> None:
+    """SegmentError unless the APP9 `payload` was sealed into exactly these bytes:
+    every field of the segment and the whole scan unchanged since jpegplus wrote them."""
+    if len(payload) < 4 or check_value(data, payload[:-4]) != struct.unpack(">I", payload[-4:])[0]:
+        raise SegmentError("the segment or the image data changed since jpegplus wrote it "
+                           "(damaged, or re-encoded by another tool?)")
 
 
 def find(applist) -> bytes | None:

@@ -1,0 +1,101 @@
+"""Overlapped tiled inference: PreNet and PostNet on images of any size with
+bounded memory, uint8 in and uint8 out.
+
+Both networks are plain 3×3 conv trunks at 1/4 resolution (after pixel-unshuffle
+by 4), so an output pixel depends only on input pixels within a fixed radius.
+A tile is run on a window that extends `halo(...)` pixels beyond it on every
+side and only the tile's own part of the result is kept, so tiled and untiled
+runs compute the same function. Tiles start on a 16-pixel grid (the unshuffle,
+2×2 pooling and padding grid), and the image is edge-padded to the network's
+size multiple exactly as an untiled run pads it. What remains is floating-point
+noise between convolutions of different sizes: after rounding to uint8 the
+tiled output differs from the untiled one by at most TOLERANCE (0..255 levels)
+in any pixel (tests/test_hardening.py checks this).
+
+Arrays are uint8 (H, W, 3) RGB; network tensors are float (1, 3, h, w) in 0..1.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+ALIGN = 16        # tile origins and halos are multiples of this (input pixels)
+TILE = 1024       # default tile side in input pixels: ~100 MB of activations for PostNet
+TOLERANCE = 1     # max |tiled - untiled| per channel, 0..255 levels
+
+
+def to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) → float (1, 3, H, W) in 0..1."""
+    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)[None].float() / 255
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """float (1, 3, H, W) in 0..1 → uint8 (H, W, 3), rounded and clamped."""
+    return (t[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def conv_depth(net: nn.Module) -> int:
+    """3×3 convolutions in sequence at 1/4 resolution: the trunk body plus one head."""
+    return sum(isinstance(m, nn.Conv2d) for m in net.trunk.body) + 1
+
+
+def halo(net: nn.Module, scale: int, upsamples: bool) -> int:
+    """Context (input pixels, a multiple of ALIGN) a tile needs on each side.
+
+    Each 3×3 conv at 1/4 resolution reaches 4 pixels further; an unshuffle cell
+    adds up to 3 more. PostNet at scale 2 runs its trunk on a 2× bicubic
+    upsample (the reach halves, plus 2 pixels of bicubic taps); PreNet at scale
+    2 adds 1 pixel for its 2×2 pooling."""
+    reach = 4 * conv_depth(net) + 3
+    if upsamples and scale == 2:
+        reach = -(-reach // 2) + 2
+    else:
+        reach += scale - 1
+    return -(-reach // ALIGN) * ALIGN
+
+
+def window(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """src[y0:y1, x0:x1] where rows/columns past the end repeat the last one
+    (what np.pad(mode="edge") gives the untiled run)."""
+    h, w = src.shape[:2]
+    part = src[y0:min(y1, h), x0:min(x1, w)]
+    extra_y, extra_x = y1 - min(y1, h), x1 - min(x1, w)
+    if extra_y or extra_x:
+        part = np.pad(part, ((0, extra_y), (0, extra_x), (0, 0)), mode="edge")
+    return part
+
+
+def run_tiled(net: nn.Module, src: np.ndarray, level: float, scale: int, out_size: tuple[int, int], *,
+              multiple: int, upsamples: bool, tile: int | None = None) -> np.ndarray:
+    """Run `net(x, level, scale)` over uint8 `src` (H, W, 3) tile by tile.
+
+    The input is edge-padded to a multiple of `multiple`; the network maps n
+    input pixels to n·scale (upsamples, PostNet) or n/scale (PreNet) output
+    pixels. Returns uint8 (out_h, out_w, 3), the top-left crop of the output,
+    out_size = (out_w, out_h). `tile` is the tile side in input pixels (rounded
+    down to a multiple of ALIGN, default TILE); peak float memory is set by it,
+    not by the image size."""
+    h, w = src.shape[:2]
+    hp, wp = h + (-h % multiple), w + (-w % multiple)
+    up, down = (scale, 1) if upsamples else (1, scale)
+    out_w, out_h = out_size
+    out = np.empty((out_h, out_w, 3), np.uint8)
+    step = max(ALIGN, (tile or TILE) // ALIGN * ALIGN)
+    margin = halo(net, scale, upsamples)
+    levels = torch.tensor([float(level)])
+    for y0 in range(0, hp, step):
+        y1 = min(y0 + step, hp)
+        wy0, wy1 = max(0, y0 - margin), min(hp, y1 + margin)
+        for x0 in range(0, wp, step):
+            x1 = min(x0 + step, wp)
+            wx0, wx1 = max(0, x0 - margin), min(wp, x1 + margin)
+            with torch.inference_mode():
+                y = net(to_tensor(window(src, wy0, wy1, wx0, wx1)), levels, scale)
+            oy0, ox0 = y0 * up // down, x0 * up // down
+            oy1, ox1 = min(y1 * up // down, out_h), min(x1 * up // down, out_w)
+            if oy0 >= oy1 or ox0 >= ox1:
+                continue
+            cy, cx = (y0 - wy0) * up // down, (x0 - wx0) * up // down
+            out[oy0:oy1, ox0:ox1] = to_uint8(y[:, :, cy:cy + oy1 - oy0, cx:cx + ox1 - ox0])
+    return out
