@@ -1,0 +1,475 @@
+"""The `jpegplus` command (also `python -m jpegplus`).
+
+    jpegplus encode photos/ *.png -o out/ -q 70 -j 2   # images → jpegplus .jpg files
+    jpegplus decode out/*.jpg -o png/                  # jpegplus (or plain) JPEG → PNG at full size
+    jpegplus info out/a.jpg                            # what the jpegplus segment says
+    jpegplus bench ...                                 # jpegplus.bench (its own --help)
+    jpegplus demo                                      # the bundled sample against Pillow
+
+Inputs are files, folders (searched recursively for images) and glob
+patterns; `-` is stdin, and `-o -` is stdout (one input). Outputs keep the
+inputs' relative folders under -o. An input is never overwritten; outputs
+are written to a temporary name and renamed, so a failure or Ctrl-C leaves
+no partial file. Exit codes: 0 all done, 1 a file failed (one line each on
+stderr; --keep-going carries on past failures), 2 bad usage, 130 Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import sys
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+PROG = "jpegplus"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".gif"}
+JPEG_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif"}
+STDIO = "-"
+SAMPLE = Path(__file__).parent / "data" / "sample.png"  # package data, installed next to this module
+
+
+class UsageError(Exception):
+    """Bad command line: exit code 2."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and where its output goes (STDIO for stdin / stdout)."""
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True)
+class Result:
+    src: str
+    dst: str
+    bytes_in: int
+    bytes_out: int
+    error: str | None = None
+
+
+# ---------------------------------------------------------------- inputs and outputs
+
+def expand_inputs(inputs: list[str], suffixes: set[str]) -> list[tuple[str, Path | None]]:
+    """(path, base folder or None) for each input file: folders are searched
+    recursively for files with `suffixes`, patterns are globbed. A name that
+    matches nothing is kept, so it fails later with a clear message."""
+    found = []
+    for item in inputs:
+        if item == STDIO:
+            found.append((STDIO, None))
+        elif os.path.isdir(item):
+            base = Path(item)
+            found += [(str(p), base) for p in sorted(base.rglob("*")) if p.is_file() and p.suffix.lower() in suffixes]
+        elif glob.has_magic(item) and not os.path.exists(item):
+            found += [(p, None) for p in sorted(glob.glob(item, recursive=True)) if os.path.isfile(p)]
+        else:
+            found.append((item, None))
+    return found
+
+
+def plan(inputs: list[str], out: str | None, suffixes: set[str], new_suffix: str) -> list[Job]:
+    """Jobs for all inputs: output = out/<relative folder>/<stem><new_suffix>.
+    UsageError when the outputs are ambiguous or would overwrite an input."""
+    files = expand_inputs(inputs, suffixes)
+    if not files:
+        raise UsageError("no input files found")
+    if out is None:
+        if files != [(STDIO, None)]:
+            raise UsageError("give an output folder with -o (or read stdin with '-')")
+        out = STDIO
+    if out == STDIO:
+        if len(files) != 1:
+            raise UsageError("'-o -' (stdout) takes exactly one input")
+        return [Job(files[0][0], STDIO)]
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"-o {out}: exists and is not a folder")
+    jobs = []
+    for src, base in files:
+        rel = Path("stdin") if src == STDIO else (Path(src).relative_to(base) if base else Path(Path(src).name))
+        jobs.append(Job(src, str(Path(out) / rel.with_suffix(new_suffix))))
+    check_outputs(jobs)
+    return jobs
+
+
+def check_outputs(jobs: list[Job]) -> None:
+    """UsageError if two inputs share an output or an output is an input."""
+    inputs = {os.path.realpath(j.src) for j in jobs if j.src != STDIO}
+    seen: dict[str, str] = {}
+    for job in jobs:
+        real = os.path.realpath(job.dst)
+        if real in inputs:
+            raise UsageError(f"{job.src}: output {job.dst} is an input; refusing to overwrite it "
+                             "(choose another -o folder)")
+        if real in seen:
+            raise UsageError(f"{job.src} and {seen[real]} would both be written to {job.dst}")
+        seen[real] = job.src
+
+
+def read_input(src: str) -> bytes:
+    if src == STDIO:
+        return sys.stdin.buffer.read()
+    with open(src, "rb") as f:
+        return f.read()
+
+
+def write_output(dst: str, data: bytes) -> None:
+    """Write atomically: a hidden temporary file in the same folder, then rename."""
+    if dst == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    folder = os.path.dirname(dst) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(dst)}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:  # KeyboardInterrupt included: never leave the partial file
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------- the work, one file
+
+def open_image(data: bytes):
+    """PIL image from bytes, loaded; a jpegplus file comes back decoded at full
+    size, an image with alpha or a palette comes back RGB over white."""
+    import io
+
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(data))
+    if im.format in ("JPEG", "MPO"):
+        from . import codec
+        return codec.decode(data)
+    im.load()
+    if im.mode in ("P", "PA", "RGBA", "LA"):
+        # JPEG has no alpha: lay it over white, as a browser shows it on a white page
+        rgba = im.convert("RGBA")
+        flat = Image.new("RGB", im.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        flat.info = dict(im.info)
+        return flat
+    return im
+
+
+def encode_one(job: Job, options: dict) -> Result:
+    from . import codec
+
+    data = read_input(job.src)
+    out = codec.encode(open_image(data), **options)
+    write_output(job.dst, out)
+    return Result(job.src, job.dst, len(data), len(out))
+
+
+def decode_one(job: Job, options: dict) -> Result:
+    import io
+
+    from . import codec
+
+    data = read_input(job.src)
+    im = codec.decode(data, enhance=options["enhance"])
+    keep = {k: im.info[k] for k in ("icc_profile", "exif", "dpi") if im.info.get(k) is not None}
+    buf = io.BytesIO()
+    im.save(buf, options["format"], **keep)
+    write_output(job.dst, buf.getvalue())
+    return Result(job.src, job.dst, len(data), buf.tell())
+
+
+TASKS = {"encode": encode_one, "decode": decode_one}
+
+
+def run_one(task: str, job: Job, options: dict) -> Result:
+    """One file; an error becomes a Result with a one-line message (KeyboardInterrupt propagates)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SegmentWarning etc.: the plain decode is what the user gets
+            return TASKS[task](job, options)
+    except Exception as e:  # noqa: BLE001 - reported per file, one line
+        message = " ".join(str(e).split()) or type(e).__name__
+        return Result(job.src, job.dst, 0, 0, f"{type(e).__name__}: {message}")
+
+
+def init_worker(threads: int) -> None:
+    """Process-pool worker: bounded torch threads, weights loaded once."""
+    import torch
+
+    from .bundle import default_bundle
+
+    torch.set_num_threads(threads)
+    default_bundle()
+
+
+# ---------------------------------------------------------------- running many
+
+def run_jobs(task: str, jobs: list[Job], options: dict, workers: int, keep_going: bool, progress: bool | None):
+    """Results in completion order; stops at the first failure unless keep_going."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), unit="file", desc=task, file=sys.stderr,
+               disable=(not progress) if progress is not None else (len(jobs) < 2 or None))
+    results = []
+    try:
+        if workers <= 1:
+            for job in jobs:
+                results.append(run_one(task, job, options))
+                bar.update()
+                if results[-1].error and not keep_going:
+                    break
+        else:
+            results = run_pool(task, jobs, options, workers, keep_going, bar)
+    finally:
+        bar.close()
+    return results
+
+
+def run_pool(task, jobs, options, workers, keep_going, bar):
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn: a forked child of a process that already ran torch's thread pool can hang
+    ctx = multiprocessing.get_context("spawn")
+    results = []
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(threads,)) as pool:
+        pending = {pool.submit(run_one, task, job, options) for job in jobs}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results.append(future.result())
+                    bar.update()
+                if not keep_going and any(r.error for r in results):
+                    break
+        finally:
+            for future in pending:
+                future.cancel()
+    return results
+
+
+def report(results: list[Result], total: int, out_stream) -> int:
+    """One line per failure on stderr, then the summary; the exit code."""
+    failed = [r for r in results if r.error]
+    sys.stdout.flush()
+    for r in failed:
+        print(f"{PROG}: {r.src}: {r.error}", file=sys.stderr)
+    sys.stderr.flush()
+    ok = [r for r in results if not r.error]
+    before, after = sum(r.bytes_in for r in ok), sum(r.bytes_out for r in ok)
+    change = 100 * (after / before - 1) if before else 0.0
+    how = f"{-change:.1f}% saved" if change <= 0 else f"{change:.1f}% larger"
+    line = f"{len(ok)} of {total} files: {before:,} bytes -> {after:,} bytes ({how})"
+    if failed:
+        line += f", {len(failed)} failed"
+    if len(ok) + len(failed) < total:
+        line += f", {total - len(ok) - len(failed)} not done"
+    print(line, file=out_stream)
+    return 1 if failed else 0
+
+
+def cmd_work(args) -> int:
+    if args.command == "encode":
+        if not 1 <= args.quality <= 100:
+            raise UsageError(f"--quality must be 1..100, got {args.quality}")
+        options = {"quality": args.quality, "scale": args.scale, "keep_metadata": not args.strip}
+        jobs = plan(args.inputs, args.out, IMAGE_SUFFIXES, ".jpg")
+    else:
+        options = {"enhance": args.enhance, "format": args.format.upper()}
+        jobs = plan(args.inputs, args.out, JPEG_SUFFIXES, "." + args.format.lower())
+    if args.jobs < 1:
+        raise UsageError(f"-j must be at least 1, got {args.jobs}")
+    results = run_jobs(args.command, jobs, options, min(args.jobs, len(jobs)), args.keep_going, args.progress)
+    to_stdout = jobs[0].dst == STDIO
+    return report(results, len(jobs), sys.stderr if to_stdout or args.quiet else sys.stdout)
+
+
+# ---------------------------------------------------------------- info
+
+def describe(data: bytes) -> dict:
+    """What a file holds: sizes, bits per original pixel, and the jpegplus
+    segment with whether it still matches the file (no torch needed)."""
+    import io
+
+    from PIL import JpegImagePlugin
+
+    from . import segment as seg
+    from .errors import SegmentError
+
+    im = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+    facts = {"bytes": len(data), "stored_size": list(im.size), "mode": im.mode,
+             "progressive": bool(im.info.get("progressive")), "jpegplus": None,
+             "bpp": round(8 * len(data) / (im.size[0] * im.size[1]), 4)}
+    payload = seg.find(im.applist)
+    if payload is None:
+        return facts
+    try:
+        head = seg.parse(payload)
+    except SegmentError as e:
+        facts["jpegplus"] = {"error": str(e)}
+        return facts
+    problem = None
+    if im.size != (head.stored_width, head.stored_height):
+        problem = f"the file holds {im.size[0]}x{im.size[1]}, the segment says {head.stored_width}x{head.stored_height}"
+    else:
+        try:
+            seg.verify(data, payload)
+        except SegmentError as e:
+            problem = str(e)
+    facts["jpegplus"] = {"version": head.version, "scale": head.scale, "size": [head.width, head.height],
+                         "grey": head.grey, "model_id": head.model_id, "intact": problem is None}
+    if problem:
+        facts["jpegplus"]["error"] = problem
+    facts["bpp"] = round(8 * len(data) / (head.width * head.height), 4)
+    return facts
+
+
+def info_line(path: str, f: dict) -> str:
+    w, h = f["stored_size"]
+    j = f["jpegplus"]
+    if j is None:
+        return f"{path}: plain JPEG, {f['bytes']:,} bytes, {w}x{h} {f['mode']}, {f['bpp']} bpp"
+    if "version" not in j:
+        return f"{path}: JPEG {w}x{h} with an unreadable jpegplus segment ({j['error']}), {f['bytes']:,} bytes"
+    state = "intact" if j["intact"] else f"NOT intact ({j['error']}): decodes as plain JPEG"
+    return (f"{path}: jpegplus v{j['version']}, {f['bytes']:,} bytes, {j['size'][0]}x{j['size'][1]} "
+            f"{'L' if j['grey'] else 'RGB'} stored as {w}x{h} (scale {j['scale']}), model {j['model_id']}, "
+            f"{f['bpp']} bpp, {state}")
+
+
+def cmd_info(args) -> int:
+    from .errors import SegmentError
+
+    files = expand_inputs(args.inputs, JPEG_SUFFIXES)
+    if not files:
+        raise UsageError("no input files found")
+    status, records = 0, []
+    for src, _ in files:
+        try:
+            facts = describe(read_input(src))
+        except (OSError, SyntaxError, SegmentError, ValueError) as e:
+            print(f"{PROG}: {src}: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            records.append({"file": src, **facts})
+        else:
+            print(info_line(src, facts))
+    if args.json:
+        print(json.dumps(records, indent=1))
+    return status
+
+
+# ---------------------------------------------------------------- demo
+
+def cmd_demo(args) -> int:
+    """Encode the bundled sample with jpegplus and with Pillow at the same quality; compare."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from . import codec
+    from .metrics import psnr
+
+    out = (Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="jpegplus-demo-"))).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with Image.open(SAMPLE) as f:
+        original = f.convert("RGB")
+    q = args.quality
+    ours = codec.encode(original, q)
+    buf = io.BytesIO()
+    original.save(buf, "JPEG", quality=q)
+    theirs = buf.getvalue()
+    decoded = codec.decode(ours)
+    write_output(str(out / "sample.jpegplus.jpg"), ours)
+    write_output(str(out / "sample.pillow.jpg"), theirs)
+    png = io.BytesIO()
+    decoded.save(png, "PNG")
+    write_output(str(out / "sample.jpegplus-decoded.png"), png.getvalue())
+    ref = np.asarray(original)
+    p_ours = psnr(ref, np.asarray(decoded.convert("RGB")))
+    p_theirs = psnr(ref, np.asarray(Image.open(io.BytesIO(theirs)).convert("RGB")))
+    saved = 100 * (1 - len(ours) / len(theirs))
+    w, h = original.size
+    print(f"sample.png {w}x{h}, quality {q}")
+    print(f"  jpegplus : {len(ours):>9,} bytes  {8 * len(ours) / (w * h):.3f} bpp  PSNR {p_ours:.2f} dB")
+    print(f"  Pillow   : {len(theirs):>9,} bytes  {8 * len(theirs) / (w * h):.3f} bpp  PSNR {p_theirs:.2f} dB")
+    print(f"  saved    : {saved:.1f}% of Pillow's bytes ({p_ours - p_theirs:+.2f} dB)")
+    print(f"files in {out}:")
+    for name in ("sample.jpegplus.jpg", "sample.pillow.jpg", "sample.jpegplus-decoded.png"):
+        print(f"  {out / name}")
+    return 0
+
+
+# ---------------------------------------------------------------- command line
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Smaller JPEG files at the same quality, still plain JPEG.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{encode,decode,info,bench,demo}")
+
+    def common(s):
+        s.add_argument("inputs", nargs="+", help="files, folders or glob patterns; '-' reads stdin")
+        s.add_argument("-o", "--out", help="output folder ('-': stdout, one input)")
+        s.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+        s.add_argument("--keep-going", action="store_true", help="carry on past failed files")
+        s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar (default: on a terminal, for more than one file)")
+        s.add_argument("--quiet", action="store_true", help="summary on stderr instead of stdout")
+
+    enc = sub.add_parser("encode", help="images to jpegplus .jpg files")
+    common(enc)
+    enc.add_argument("-q", "--quality", type=int, default=75, help="1..100, Pillow's meaning (default 75)")
+    enc.add_argument("--scale", type=int, choices=(1, 2), help="force full (1) or half (2) size storage")
+    enc.add_argument("--strip", action="store_true", help="drop EXIF, ICC, XMP, dpi and comment")
+
+    dec = sub.add_parser("decode", help="jpegplus (or plain) JPEG files to full-size images")
+    common(dec)
+    dec.add_argument("-f", "--format", default="png", help="output format, e.g. png, tiff, webp (default png)")
+    dec.add_argument("--enhance", action="store_true", help="also run PostNet on plain JPEGs")
+
+    inf = sub.add_parser("info", help="what a file's jpegplus segment says")
+    inf.add_argument("inputs", nargs="+", help="files, folders or glob patterns; '-' reads stdin")
+    inf.add_argument("--json", action="store_true", help="one JSON list instead of lines")
+
+    sub.add_parser("bench", help="benchmark against other codecs (see: jpegplus bench --help)", add_help=False)
+
+    demo = sub.add_parser("demo", help="the bundled sample: jpegplus against Pillow")
+    demo.add_argument("--out", help="folder for the files (default: a new temporary folder)")
+    demo.add_argument("-q", "--quality", type=int, default=75)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        try:
+            from . import bench
+        except ImportError as e:
+            print(f"{PROG}: bench is not available: {e}", file=sys.stderr)
+            return 2
+        return int(bench.main(argv[1:]) or 0)
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        if args.command in ("encode", "decode"):
+            return cmd_work(args)
+        if args.command == "info":
+            return cmd_info(args)
+        return cmd_demo(args)
+    except UsageError as e:
+        p.error(str(e))  # exits 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
