@@ -1,0 +1,64 @@
+"""Threads: encoding and decoding from several threads at once gives the same
+bytes and pixels as running serially, and the weights load once per process."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jpegplus
+from jpegplus import bundle as bundle_mod
+
+FIXTURES = Path(__file__).parent / "fixtures"
+JOBS = [(name, quality, scale) for name in ("val0", "val1", "val2") for quality, scale in ((40, None), (75, 1), (90, 2))]
+
+
+@pytest.fixture(scope="module")
+def images() -> dict:
+    return {name: Image.open(FIXTURES / f"{name}.png").convert("RGB").crop((0, 0, 96, 64))
+            for name in ("val0", "val1", "val2")}
+
+
+def encode_job(images, job) -> bytes:
+    name, quality, scale = job
+    return jpegplus.encode(images[name], quality, scale=scale)
+
+
+def test_parallel_encode_and_decode_equal_serial(images):
+    serial = [encode_job(images, job) for job in JOBS]
+    serial_pixels = [np.asarray(jpegplus.decode(d)) for d in serial]
+    work = JOBS * 2
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        parallel = list(pool.map(lambda job: encode_job(images, job), work))
+        pixels = list(pool.map(lambda d: np.asarray(jpegplus.decode(d)), parallel))
+    for i, (data, px) in enumerate(zip(parallel, pixels)):
+        assert data == serial[i % len(JOBS)], JOBS[i % len(JOBS)]
+        assert np.array_equal(px, serial_pixels[i % len(JOBS)])
+
+
+def test_default_bundle_loads_once_under_contention(monkeypatch):
+    monkeypatch.setattr(bundle_mod, "_cache", {})
+    calls = []
+    real = bundle_mod.load_bundle
+
+    def slow_load(folder):
+        calls.append(threading.get_ident())
+        time.sleep(0.2)  # widen the window a missing lock would let other threads through
+        return real(folder)
+
+    monkeypatch.setattr(bundle_mod, "load_bundle", slow_load)
+    start = threading.Barrier(8)
+
+    def get():
+        start.wait()
+        return bundle_mod.default_bundle()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        bundles = list(pool.map(lambda _: get(), range(8)))
+    assert len(calls) == 1
+    assert all(b is bundles[0] for b in bundles)
