@@ -1,0 +1,218 @@
+"""The jpegplus command line, through cli.main(argv) (and once as `python -m jpegplus`)."""
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jpegplus
+from jpegplus import cli
+from jpegplus import segment as seg
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SUMMARY = re.compile(r"(\d+) of (\d+) files: ([\d,]+) bytes -> ([\d,]+) bytes \(([\d.]+)% (saved|larger)\)")
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """in/val0.png, in/sub/val1.png, loose/val2.png."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "loose").mkdir()
+    shutil.copy(FIXTURES / "val0.png", tmp_path / "in" / "val0.png")
+    shutil.copy(FIXTURES / "val1.png", tmp_path / "in" / "sub" / "val1.png")
+    shutil.copy(FIXTURES / "val2.png", tmp_path / "loose" / "val2.png")
+    return tmp_path
+
+
+def summary(text: str):
+    m = SUMMARY.search(text)
+    assert m, text
+    done, total, before, after = (int(g.replace(",", "")) for g in m.groups()[:4])
+    return done, total, before, after, float(m.group(5))
+
+
+def is_jpegplus(path: Path) -> bool:
+    with Image.open(path) as im:
+        return seg.find(im.applist) is not None
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_encode_folder_and_glob_into_out(tree, capsys):
+    rc = cli.main(["encode", str(tree / "in"), str(tree / "loose" / "*.png"), "-o", str(tree / "out"), "-q", "60"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert files_in(tree / "out") == ["sub/val1.jpg", "val0.jpg", "val2.jpg"]
+    assert all(is_jpegplus(p) for p in (tree / "out").rglob("*.jpg"))
+    done, total, before, after, pct = summary(out)
+    inputs = [tree / "in" / "val0.png", tree / "in" / "sub" / "val1.png", tree / "loose" / "val2.png"]
+    outputs = list((tree / "out").rglob("*.jpg"))
+    assert (done, total) == (3, 3)
+    assert before == sum(p.stat().st_size for p in inputs)
+    assert after == sum(p.stat().st_size for p in outputs)
+    assert abs(pct - 100 * (1 - after / before)) < 0.06
+    with Image.open(tree / "out" / "val0.jpg") as im:
+        assert im.info.get("progressive") is None
+    assert jpegplus.decode((tree / "out" / "val0.jpg").read_bytes()).size == (192, 128)
+
+
+def test_parallel_workers_give_the_same_files(tree, capsys):
+    assert cli.main(["encode", str(tree / "in"), "-o", str(tree / "one")]) == 0
+    assert cli.main(["encode", str(tree / "in"), "-o", str(tree / "two"), "-j", "2", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "100%" in err and "2/2" in err  # the progress bar ran to the end
+    for name in ("val0.jpg", "sub/val1.jpg"):
+        assert (tree / "one" / name).read_bytes() == (tree / "two" / name).read_bytes()
+
+
+def test_decode_to_full_size_png(tree, capsys):
+    src = Image.open(FIXTURES / "val0.png").convert("RGB")
+    (tree / "j").mkdir()
+    jpegplus.save(src, tree / "j" / "half.jpg", 60, scale=2)
+    plain = tree / "j" / "plain.jpg"
+    src.save(plain, quality=80)
+    assert cli.main(["decode", str(tree / "j"), "-o", str(tree / "png")]) == 0
+    with Image.open(tree / "png" / "half.png") as im:
+        assert im.format == "PNG" and im.size == (192, 128)
+        assert np.array_equal(np.asarray(im), np.asarray(jpegplus.decode((tree / "j" / "half.jpg").read_bytes())))
+    with Image.open(tree / "png" / "plain.png") as im, Image.open(plain) as ref:
+        assert np.array_equal(np.asarray(im), np.asarray(ref))  # a plain JPEG decodes as Pillow does
+    done, total, before, after, _ = summary(capsys.readouterr().out)
+    assert (done, total) == (2, 2) and after > before
+
+
+def test_stdin_to_stdout_as_module(tree):
+    png = (FIXTURES / "val2.png").read_bytes()
+    run = subprocess.run([sys.executable, "-m", "jpegplus", "encode", "-", "-q", "50"], input=png,
+                         capture_output=True, check=True)
+    assert run.stdout[:2] == b"\xff\xd8" and seg.find(Image.open(io.BytesIO(run.stdout)).applist)
+    assert summary(run.stderr.decode())[:2] == (1, 1)  # the summary goes to stderr, the image to stdout
+
+
+def test_decode_stdin_to_stdout(tree, monkeypatch, capsysbinary):
+    data = jpegplus.encode(Image.open(FIXTURES / "val0.png"), 50)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(data)))
+    assert cli.main(["decode", "-", "-o", "-"]) == 0
+    captured = capsysbinary.readouterr()
+    with Image.open(io.BytesIO(captured.out)) as im:
+        assert im.format == "PNG" and im.size == (192, 128)
+    assert b"1 of 1 files" in captured.err
+
+
+def test_never_overwrites_an_input(tree, capsys):
+    jpg_dir = tree / "jpgs"
+    assert cli.main(["encode", str(tree / "in"), "-o", str(jpg_dir)]) == 0
+    before = {p: p.read_bytes() for p in jpg_dir.rglob("*.jpg")}
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["encode", str(jpg_dir), "-o", str(jpg_dir)])
+    assert exc.value.code == 2
+    assert "is an input; refusing to overwrite it" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in jpg_dir.rglob("*.jpg")} == before
+
+
+def test_two_inputs_one_output_is_refused(tree, capsys):
+    Image.open(FIXTURES / "val0.png").save(tree / "in" / "val0.bmp")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["encode", str(tree / "in"), "-o", str(tree / "out")])
+    assert exc.value.code == 2 and "would both be written to" in capsys.readouterr().err
+    assert not (tree / "out").exists()
+
+
+def test_failures_stop_or_keep_going(tree, capsys):
+    bad = tree / "loose" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+    good = tree / "loose" / "val2.png"
+    rc = cli.main(["encode", str(bad), str(good), "-o", str(tree / "stop")])
+    captured = capsys.readouterr()
+    assert rc == 1
+    failures = [line for line in captured.err.splitlines() if line.startswith("jpegplus: ")]
+    assert len(failures) == 1 and str(bad) in failures[0]
+    assert not (tree / "stop" / "val2.jpg").exists()  # stopped at the first failure
+    assert "1 not done" in captured.out
+
+    rc = cli.main(["encode", str(bad), str(good), "missing.png", "-o", str(tree / "go"), "--keep-going"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    failures = [line for line in captured.err.splitlines() if line.startswith("jpegplus: ")]
+    assert len(failures) == 2 and "missing.png" in failures[1]
+    assert files_in(tree / "go") == ["val2.jpg"]
+    assert summary(captured.out)[:2] == (1, 3) and "2 failed" in captured.out
+
+
+def test_interrupt_leaves_no_partial_file(tree, monkeypatch, capsys):
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)  # Ctrl-C after the data hit the temporary file
+    rc = cli.main(["encode", str(tree / "loose"), "-o", str(tree / "out")])
+    assert rc == 130 and "interrupted" in capsys.readouterr().err
+    assert files_in(tree / "out") == []
+
+
+def test_info_lines_and_json(tree, capsys):
+    src = Image.open(FIXTURES / "val0.png")
+    jpegplus.save(src, tree / "half.jpg", 60, scale=2)
+    src.convert("RGB").save(tree / "plain.jpg", quality=80)
+    damaged = bytearray((tree / "half.jpg").read_bytes())
+    damaged[-20] ^= 0xFF
+    (tree / "damaged.jpg").write_bytes(bytes(damaged))
+    files = [str(tree / n) for n in ("half.jpg", "plain.jpg", "damaged.jpg")]
+    assert cli.main(["info", *files]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    model = jpegplus.bundle.default_bundle().model_id
+    assert "192x128 RGB stored as 96x64 (scale 2)" in lines[0] and f"model {model}" in lines[0]
+    assert lines[0].endswith("intact")
+    assert "plain JPEG" in lines[1] and "192x128" in lines[1]
+    assert "NOT intact" in lines[2]
+    assert cli.main(["info", "--json", files[0]]) == 0
+    [record] = json.loads(capsys.readouterr().out)
+    size = (tree / "half.jpg").stat().st_size
+    assert record["jpegplus"] == {"version": 1, "scale": 2, "size": [192, 128], "grey": False,
+                                  "model_id": model, "intact": True}
+    assert record["bytes"] == size and record["stored_size"] == [96, 64]
+    assert record["bpp"] == pytest.approx(8 * size / (192 * 128), abs=1e-4)
+
+
+def test_bench_is_forwarded(monkeypatch):
+    seen = []
+    fake = types.ModuleType("jpegplus.bench")
+    fake.main = lambda argv: seen.append(argv) or 7
+    monkeypatch.setitem(sys.modules, "jpegplus.bench", fake)
+    monkeypatch.setattr(jpegplus, "bench", fake, raising=False)
+    assert cli.main(["bench", "kodak/", "--qualities", "50", "75"]) == 7
+    assert seen == [["kodak/", "--qualities", "50", "75"]]
+
+
+def test_demo(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    ours = (tmp_path / "sample.jpegplus.jpg").stat().st_size
+    theirs = (tmp_path / "sample.pillow.jpg").stat().st_size
+    assert f"{ours:,} bytes" in out and f"{theirs:,} bytes" in out
+    saved = float(re.search(r"saved\s*:\s*(-?[\d.]+)%", out).group(1))
+    assert saved == pytest.approx(100 * (1 - ours / theirs), abs=0.06)
+    assert len(re.findall(r"PSNR \d+\.\d\d dB", out)) == 2
+    assert str(tmp_path) in out
+    with Image.open(tmp_path / "sample.jpegplus-decoded.png") as im:
+        assert im.size == (768, 512)
+
+
+def test_usage_errors(tree):
+    for argv in (["encode", str(tree / "in")],                      # no -o
+                 ["encode", str(tree / "in"), "-o", "-"],          # stdout takes one input
+                 ["encode", str(tree / "nothing-here"), "-o", str(tree / "o"), "-j", "0"],
+                 ["encode", str(tree / "in" / "*.gif"), "-o", str(tree / "o")],
+                 ["frobnicate"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 2, argv
