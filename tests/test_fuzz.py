@@ -52,3 +52,9 @@ def test_oracle_catches_a_decoder_that_ignores_damage(monkeypatch):
     monkeypatch.setattr(codec, "read_segment", lambda im, data: seg.parse(seg.find(im.applist)))
     with pytest.raises(fuzz.FuzzFailure):
         fuzz.check(fuzz.set_field(fuzz.base_files()[1], "width", 39, reseal=False))
+
+
+def test_fuzz_script_smoke(capsys):
+    assert fuzz.main(["--cases", "15"]) == 0
+    out = capsys.readouterr().out
+    assert "fuzz: 15 cases" in out and "0 failures" in out

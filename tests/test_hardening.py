@@ -3,6 +3,7 @@ and tiled inference. Behaviour only: none of it depends on the trained weights."
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import struct
 import subprocess
@@ -284,3 +285,12 @@ def test_squared_error_matches_numpy():
     assert codec.squared_error(a, b) == pytest.approx(np.mean((a.astype(float) - b) ** 2), rel=1e-12)
     grey = codec.to_grey(a)
     assert np.array_equal(grey, np.asarray(Image.fromarray(a).convert("L")))
+
+
+def test_stress_script_smoke(capsys):
+    from training import stress
+
+    assert stress.main(["--no-battery", "--megapixels", "0.05", "--tile", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "huge image: 229x223" in out and "peak RSS" in out and ": OK" in out
+    assert float(re.search(r"PSNR ([\d.]+) dB", out).group(1)) > 30
