@@ -252,6 +252,9 @@ def run_pool(task, jobs, options, workers, keep_going, bar):
                     bar.update()
                 if not keep_going and any(r.error for r in results):
                     break
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)  # workers clean up their own temporary files
+            raise
         finally:
             for future in pending:
                 future.cancel()

@@ -74,7 +74,6 @@ class Filter:
             out = Image.merge(image.mode, (*colour.split(), image.getchannel("A")))
         else:
             raise ValueError(f"Filter takes PIL modes RGB, L, RGBA and LA, got {image.mode}")
-        out = out.copy() if out is image else out
         return copy_info(image, out)
 
     def _array(self, arr: np.ndarray) -> np.ndarray:

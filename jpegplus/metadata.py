@@ -65,21 +65,13 @@ def fix_exif_size(exif, width: int, height: int):
     PixelX/YDimension) set to `width` × `height` pixels, where they exist.
 
     `exif` is raw EXIF bytes (with or without the b"Exif\\0\\0" header) or a
-    PIL.Image.Exif. Tags are patched in place, so every other byte (maker notes
-    included) is kept; bytes that are not a readable TIFF structure come back
-    unchanged. Tags that are absent are not added.
+    PIL.Image.Exif (serialised first, as Pillow's writer would; the caller's
+    object is not changed). Tags are patched in place, so every other byte
+    (maker notes included) is kept; bytes that are not a readable TIFF
+    structure come back unchanged. Tags that are absent are not added.
     """
-    if not isinstance(exif, (bytes, bytearray)):
-        # A PIL.Image.Exif: Pillow serialises it on save anyway.
-        if hasattr(exif, "get_ifd"):
-            for tag, value in zip(IFD0_SIZE_TAGS, (width, height)):
-                if tag in exif:
-                    exif[tag] = value
-            ifd = exif.get_ifd(EXIF_IFD_POINTER)
-            for tag, value in zip(EXIF_SIZE_TAGS, (width, height)):
-                if tag in ifd:
-                    ifd[tag] = value
-        return exif
+    if hasattr(exif, "tobytes") and not isinstance(exif, (bytes, bytearray)):
+        exif = exif.tobytes()
     head = len(EXIF_HEADER) if bytes(exif[:6]) == EXIF_HEADER else 0
     buf = bytearray(exif)
     try:

@@ -108,8 +108,11 @@ def test_fix_exif_size_leaves_other_exif_alone():
 
 
 def test_fix_exif_size_on_exif_object():
-    exif = fix_exif_size(camera_exif(), 32, 16)
+    original = camera_exif()
+    exif = Image.Exif()
+    exif.load(fix_exif_size(original, 32, 16))
     assert sizes(exif) == (32, 16, 32, 16)
+    assert sizes(original) == (4000, 3000, 4000, 3000)  # the caller's object is not changed
 
 
 def test_metadata_from_array_uses_its_shape():
