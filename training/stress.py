@@ -139,7 +139,8 @@ def huge_image(megapixels: float) -> np.ndarray:
     tile = np.concatenate([np.concatenate([tile, tile[:, ::-1]], 1), np.concatenate([tile[::-1], tile[::-1, ::-1]], 1)])
     side = int(np.sqrt(megapixels * 1e6))
     reps = (-(-side // tile.shape[0]), -(-side // tile.shape[1]), 1)
-    return np.tile(tile, reps)[:side, :side + side % 7]  # width not a multiple of 8 on purpose
+    # width not a multiple of 8 on purpose; contiguous, as a caller's own array would be
+    return np.ascontiguousarray(np.tile(tile, reps)[:side, :side + side % 7])
 
 
 def huge_child(megapixels: float, tile: int | None) -> dict:
