@@ -30,7 +30,10 @@ from PIL import Image
 from . import peers
 from .metrics import bd_rate, ms_ssim, msssim_db, psnr
 
-DEFAULT_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+# jpegplus qualities: its ladder is calibrated to at least Pillow's PSNR at equal
+# quality, so reaching the anchor's q10 PSNR needs points below 10, and q95
+# makes sure the top end goes past the anchor's q90.
+DEFAULT_QUALITIES = (2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 PSNR_CAP = 100.0  # dB, for a lossless result, so averages stay finite
 SPEED_QUALITY = 75
@@ -146,7 +149,8 @@ def average_curves(per_image: dict, codecs: list[peers.Codec]) -> dict:
             c[key] = [float(np.mean([t[i][key] for t in tables])) for i in range(len(codec.qualities))]
         c["ms_ssim_db"] = [msssim_db(v) for v in c["ms_ssim"]]
         if "scale" in tables[0][0]:
-            c["scale2_share"] = [float(np.mean([t[i]["scale"] == 2 for t in tables])) for i in range(len(codec.qualities))]
+            c["scale2_share"] = [float(np.mean([t[i]["scale"] == 2 for t in tables]))
+                                 for i in range(len(codec.qualities))]
         c["seconds"] = float(sum(img[codec.name]["seconds"] for img in per_image.values()))
         curves[codec.name] = c
     return curves
@@ -183,7 +187,8 @@ def ladder_check(curves: dict, name: str = "jpegplus", anchor: str = peers.ANCHO
     rows = []
     for q in sorted(set(a["qualities"]) & set(c["qualities"])):
         i, j = a["qualities"].index(q), c["qualities"].index(q)
-        rows.append({"quality": q, "bytes_ratio": c["bpp"][j] / a["bpp"][i], "psnr_gain_db": c["psnr"][j] - a["psnr"][i]})
+        rows.append({"quality": q, "bytes_ratio": c["bpp"][j] / a["bpp"][i],
+                     "psnr_gain_db": c["psnr"][j] - a["psnr"][i]})
     return rows
 
 

@@ -13,10 +13,14 @@ def rd_plot(curves: dict, anchor: str, path: Path, title: str = "") -> None:
     matplotlib.use("Agg")  # no display on servers and in tests
     import matplotlib.pyplot as plt
 
+    # red and black are kept for jpegplus and the anchor
+    others = iter(["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+                   "tab:olive", "tab:cyan"] * 3)
+    colours = {name: next(others) for name, c in curves.items() if name != anchor and c.get("role") != "jpegplus"}
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
     for ax, key, label in ((axes[0], "psnr", "PSNR over RGB (dB)"), (axes[1], "ms_ssim_db", "MS-SSIM (dB)")):
         for name, c in curves.items():
-            style = {"marker": "o", "markersize": 3, "linewidth": 1.3}
+            style = {"marker": "o", "markersize": 3, "linewidth": 1.3, "color": colours.get(name)}
             if name == anchor:
                 style.update(color="black", linewidth=2.8, marker="s", zorder=10)
             elif c.get("role") == "jpegplus":
