@@ -294,3 +294,24 @@ def test_stress_script_smoke(capsys):
     out = capsys.readouterr().out
     assert "huge image: 229x223" in out and "peak RSS" in out and ": OK" in out
     assert float(re.search(r"PSNR ([\d.]+) dB", out).group(1)) > 30
+
+
+def test_closed_loop_choice_uses_tilewise_error(photo):
+    # With a ladder that allows scale 2, encode must pick the cheaper candidate by
+    # MSE + λ·bpp, the error computed by bands of rows from the reconstruction.
+    from dataclasses import replace
+
+    from jpegplus.bundle import default_bundle
+
+    base = default_bundle()
+    image = photo.resize((64, 48))
+    rgb = np.asarray(image)
+    candidates = {s: jpegplus.encode(image, 60, scale=s) for s in (1, 2)}
+    mse = {s: np.mean((np.asarray(jpegplus.decode(d), float) - rgb) ** 2) for s, d in candidates.items()}
+    bpp = {s: 8 * len(d) / rgb[:, :, 0].size for s, d in candidates.items()}
+    for lam in (0.0, 1e6):
+        ladder = {k: list(v) for k, v in base.manifest["ladder"].items()}
+        ladder["q2"][59], ladder["lambda"][59] = ladder["q1"][59], lam
+        bundle = replace(base, manifest={**base.manifest, "ladder": ladder})
+        best = min((1, 2), key=lambda s: mse[s] + lam * bpp[s])
+        assert jpegplus.encode(image, 60, bundle=bundle) == candidates[best]
