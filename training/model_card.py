@@ -1,0 +1,93 @@
+"""Write weights/MODEL_CARD.md from what the runs recorded: the manifest, the
+ladder check, the rebuild times and (optionally) the val/ benchmark.
+
+    python -m training.model_card --val-bench bench-val/results.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+
+import torch
+
+
+def load(path):
+    return json.load(open(path)) if path and os.path.exists(path) else None
+
+
+def params(folder, entry) -> int:
+    from safetensors import safe_open
+
+    with safe_open(os.path.join(folder, entry["file"]), "pt") as f:
+        return sum(f.get_tensor(k).numel() for k in f.keys())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--weights", default="weights")
+    ap.add_argument("--ladder", default="runs/ladder.json")
+    ap.add_argument("--rebuild", default="runs/rebuild.json")
+    ap.add_argument("--val-bench", default=None, help="results.md of `jpegplus bench` on val/")
+    args = ap.parse_args(argv)
+    man = load(os.path.join(args.weights, "manifest.json"))
+    ladder, rebuild = load(args.ladder), load(args.rebuild)
+    bench = open(args.val_bench).read() if args.val_bench and os.path.exists(args.val_bench) else None
+    tr = man.get("training", {})
+    L = [f"# jpegplus model card: `{man['model_id']}`", ""]
+    L += ["## Networks", "", "| name | class | config | parameters | file | sha256 |", "|---|---|---|---|---|---|"]
+    for name, e in man["models"].items():
+        L.append(f"| {name} | {e['class']} | `{json.dumps(e['config'])}` | {params(args.weights, e):,} | "
+                 f"{e['file']} | `{e['sha256'][:16]}…` |")
+    L += ["", f"Quantisation-table family: flatness {man['tables']['flatness']}, chroma weight "
+          f"{man['tables']['chroma_weight']} (jpegplus/tables.py), chosen on val/.", ""]
+    L += ["## Training data", "",
+          "`../shared/data/train/`: CID22 training split (205 images, 512×512) and 26 CLIC 2025 validation images, "
+          "both CC BY-SA 4.0 (Cloudinary Image Dataset '22; CLIC 2025). 6000 random 128×128 crops "
+          "(training/make_pack.py, seed 0). Model selection, the quality ladder and the table family use "
+          "`val/` (41 CID22 validation images) only; Kodak was never used for training or choosing.", ""]
+    L += ["## Training", "", f"Hardware: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPU cores, no GPU; torch {torch.__version__}. Preset: `python -m training.rebuild`.", ""]
+    L += ["| stage | steps | seed | batch × crop | wall time |", "|---|---|---|---|---|"]
+    fc, pp = tr.get("fakecodec", {}), tr.get("prepost", {})
+    if fc:
+        c = fc["config"]
+        L.append(f"| a. FakeCodec on real JPEG pairs | {fc['step']} | {c['seed']} | {c['batch']} × {c['crop']}² | "
+                 f"{fc.get('wall_s', 0) / 60:.1f} min |")
+    if pp:
+        c = pp["config"]
+        L.append(f"| b. PreNet + PostNet through FakeCodec | {c['steps']} | {c['seed']} | {c['batch']} × {c['crop']}² | "
+                 f"{pp.get('wall_s', 0) / 60:.1f} min |")
+        ft = c.get("finetune", {})
+        if ft:
+            L.append(f"| c. PostNet on real JPEG | {pp.get('finetune_steps')} | {ft['seed']} | {ft['batch']} × "
+                     f"{ft['crop']}² | {pp.get('finetune_wall_s', 0) / 60:.1f} min |")
+    if rebuild:
+        total = sum(v["wall_s"] for v in rebuild.values())
+        L += ["", f"Whole rebuild (all stages incl. the ablation and calibration): {total / 60:.0f} min. Per stage: "
+              + ", ".join(f"{k} {v['wall_s'] / 60:.1f} min" for k, v in rebuild.items()) + "."]
+    if fc.get("fidelity_val"):
+        L += ["", "## FakeCodec fidelity on val/", "",
+              "PSNR between FakeCodec output and the real libjpeg-turbo output (and of the analytic core alone), "
+              "and the error of its rate estimate against real file sizes, per quality band:", "",
+              "| band | PSNR fake vs real (dB) | core alone (dB) | rate mean abs error | rate bias |", "|---|---|---|---|---|"]
+        for band, r in fc["fidelity_val"].items():
+            L.append(f"| {band} | {r['psnr_fake_vs_real_db']} | {r['psnr_core_vs_real_db']} | "
+                     f"{r['rate_mean_abs_err_pct']} % | {r['rate_bias_pct']:+} % |")
+    if ladder:
+        L += ["", "## Quality ladder check on val/", "",
+              "Real closed-loop encoder against Pillow default at the same quality (mean over val/):", "",
+              "| quality | bytes / Pillow's | PSNR gain (dB) | share at scale 2 |", "|---|---|---|---|"]
+        for r in ladder["check_val"]:
+            L.append(f"| {r['quality']} | {r['bytes_ratio']:.3f} | {r['psnr_gain_db']:+.2f} | {r['scale2_share']:.0%} |")
+    if bench:
+        L += ["", "## Benchmark on val/ (`jpegplus bench ../shared/data/val/cid22`)", "", bench]
+    path = os.path.join(args.weights, "MODEL_CARD.md")
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
