@@ -6,7 +6,6 @@ PY := $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,peers]"
 	touch $@
 
