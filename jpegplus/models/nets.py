@@ -28,7 +28,7 @@ class PreNet(nn.Module):
         nn.init.zeros_(self.head2.bias)
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
-        u = F.pixel_unshuffle(x, 4)
+        u = F.pixel_unshuffle(x, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
         feats = self.trunk.features(torch.cat([u, condition_maps(u, level, flag)], 1))
         if scale == 1:
@@ -49,6 +49,6 @@ class PostNet(nn.Module):
 
     def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
         base = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
-        u = F.pixel_unshuffle(base, 4)
+        u = F.pixel_unshuffle(base, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
         return base + F.pixel_shuffle(self.trunk(torch.cat([u, condition_maps(u, level, flag)], 1)), 4)
