@@ -96,17 +96,33 @@ def test_torch_single_image_grey_and_dtypes(photos):
     assert np.abs(levels(out)[0, :, :, 0] - reference(photos[0].convert("L")).astype(np.int64)).max() <= 1
 
 
+def switch_lambda(bundle, image, quality) -> float:
+    """The λ above which the closed loop picks scale 2 for `image` (inf if never)."""
+    rgb = np.asarray(image.convert("RGB"))
+    row = codec.ladder_at(bundle, quality)
+    cost = []
+    for scale, q in ((1, row["q1"]), (2, row["q2"])):
+        data = codec.encode_at(bundle, rgb, False, scale, q, {})
+        mse = codec.squared_error(codec.reconstruct(data, bundle), rgb)
+        cost.append((mse, 8 * len(data) / (rgb.shape[0] * rgb.shape[1])))
+    (m1, b1), (m2, b2) = cost
+    return (m2 - m1) / (b1 - b2) if b1 > b2 else float("inf")
+
+
 def test_torch_batch_chooses_scale_per_image_like_the_codec(photos, monkeypatch):
     """With a ladder that offers both scales, the batch picks per image what encode picks."""
     real = bundle_module.default_bundle()
     ladder = {k: list(v) for k, v in real.manifest["ladder"].items()}
     ladder["q2"] = [max(1, q) for q in ladder["q1"]]
-    ladder["lambda"] = [30.0] * len(ladder["q1"])
     two_scales = dataclasses.replace(real, manifest={**real.manifest, "ladder": ladder})
-    monkeypatch.setattr(bundle_module, "default_bundle", lambda: two_scales)
-    monkeypatch.setattr(codec, "default_bundle", lambda: two_scales)
     flat = Image.new("RGB", (192, 128), (90, 120, 200))  # halving is nearly free here
     images = [photos[1], flat]
+    # a λ between the two images' switch points, so they need different scales
+    lam_photo, lam_flat = (switch_lambda(two_scales, im, QUALITY) for im in images)
+    assert lam_flat < lam_photo
+    ladder["lambda"] = [float(np.sqrt(max(lam_flat, 1e-3) * lam_photo))] * len(ladder["q1"])
+    monkeypatch.setattr(bundle_module, "default_bundle", lambda: two_scales)
+    monkeypatch.setattr(codec, "default_bundle", lambda: two_scales)
     chosen = [seg.parse(seg.find(Image.open(io.BytesIO(codec.encode(im, QUALITY))).applist)).scale for im in images]
     assert chosen == [1, 2]  # the premise: the two images need different scales
     got = levels(jpegplus.Filter(QUALITY)(to_tensor(images)))

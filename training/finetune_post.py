@@ -3,7 +3,8 @@
 At run time PostNet sees libjpeg-turbo's output, not FakeCodec's; this stage
 closes that gap. Same quality and scale sampling as stage b. Resumable; seeded.
 
-    python -m training.finetune_post --init runs/prepost.pt --out runs/prepost_ft.pt --steps 1500
+    python -m training.finetune_post --init runs/prepost.pt --out runs/prepost_ft.pt --steps 2000
+    python -m training.finetune_post --init runs/prepost_ft.pt --out runs/prepost_ft2.pt --steps 800 --standard-share 0.3
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import torch
 
 from jpegplus.models import build
 from jpegplus.tables import quant_level
-from training.common import Crops, Log, load_checkpoint, real_jpeg, save_checkpoint, seed_everything, to_tensor
+from training.common import (Crops, Log, load_checkpoint, real_jpeg, sample_tables, save_checkpoint, seed_everything,
+                             to_tensor)
 from training.train_prepost import SCALE2_MAX_Q, tables_for
 
 
@@ -34,6 +36,8 @@ def main(argv=None):
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--pack", default="packs/train_crops.npy")
+    ap.add_argument("--standard-share", type=float, default=0.0,
+                    help="share of scale-1 samples coded with libjpeg's standard tables (plain JPEGs, enhance=True)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     cfg = vars(ap.parse_args(argv))
@@ -51,7 +55,10 @@ def main(argv=None):
     pre.requires_grad_(False)
     opt = torch.optim.Adam(post.parameters(), lr=cfg["lr"])
     step, wall = 0, 0.0
-    history = dict(ckpt["extra"])
+    history, base_config = dict(ckpt["extra"]), dict(ckpt["config"])
+    if not resumed and "finetune" in base_config:  # a second fine-tune on top of a first: keep the first's record
+        base_config["earlier_finetunes"] = base_config.get("earlier_finetunes", []) + [
+            {**base_config.pop("finetune"), "wall_s": history.pop("finetune_wall_s"), "steps": history.pop("finetune_steps")}]
     if resumed:
         opt.load_state_dict(ckpt["optimizer"])
         step, wall = ckpt["step"], ckpt["extra"]["finetune_wall_s"]
@@ -64,8 +71,10 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
         scale = 2 if step % 3 == 2 else 1
-        qs = rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, cfg["batch"])
-        tables = tables_for(qs)
+        if scale == 1 and cfg["standard_share"] > 0:
+            tables = torch.from_numpy(sample_tables(rng, cfg["batch"], cfg["standard_share"])).float()
+        else:
+            tables = tables_for(rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, cfg["batch"]))
         level = torch.tensor([quant_level(t.numpy()) for t in tables])
         batch = crops.batch(cfg["batch"])
         x = to_tensor(batch) / 255
@@ -83,7 +92,7 @@ def main(argv=None):
             log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse)), 2), lr=round(lr, 7))
         if step % 200 == 0 or step == cfg["steps"]:
             extra = {**history, "finetune_steps": step, "finetune_wall_s": wall + time.time() - t0}
-            save_checkpoint(cfg["out"], step, {**ckpt["config"], "finetune": cfg}, {"pre": pre, "post": post}, opt, extra)
+            save_checkpoint(cfg["out"], step, {**base_config, "finetune": cfg}, {"pre": pre, "post": post}, opt, extra)
     log(event="done", step=step)
 
 

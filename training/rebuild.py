@@ -4,7 +4,7 @@ Runs every stage in order, each resumable (rerun the command after an
 interruption and finished stages are skipped), and records the wall time of
 each stage in runs/rebuild.json, which the model card quotes.
 
-    python -m training.rebuild            # ≈ 1.5 h on 2 CPU cores
+    python -m training.rebuild            # ≈ 1 h 10 min on 2 CPU cores (see weights/MODEL_CARD.md)
 """
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ PRESETS = {
         ("prepost", ["training.train_prepost", "--steps", "2500", "--batch", "16", "--crop", "128"], None),
         ("finetune", ["training.finetune_post", "--init", "runs/prepost.pt", "--out", "runs/prepost_ft.pt",
                       "--steps", "2000"], None),
-        ("candidate", ["training.export", "--prepost", "runs/prepost_ft.pt", "--fakecodec", "runs/fakecodec.pt",
+        ("finetune_standard", ["training.finetune_post", "--init", "runs/prepost_ft.pt", "--out", "runs/prepost_ft2.pt",
+                               "--steps", "800", "--standard-share", "0.3"], None),
+        ("candidate", ["training.export", "--prepost", "runs/prepost_ft2.pt", "--fakecodec", "runs/fakecodec.pt",
                        "--out", "runs/export"], None),
         ("calibrate", ["training.calibrate", "--weights", "runs/export", "--out", "runs/ladder.json"], "runs/ladder.json"),
-        ("export", ["training.export", "--prepost", "runs/prepost_ft.pt", "--fakecodec", "runs/fakecodec.pt",
+        ("export", ["training.export", "--prepost", "runs/prepost_ft2.pt", "--fakecodec", "runs/fakecodec.pt",
                     "--ladder", "runs/ladder.json", "--out", "weights"], None),
         ("nofake", ["training.train_prepost", "--codec", "bypass", "--steps", "1500", "--batch", "16", "--crop", "128",
                     "--out", "runs/prepost_nofake.pt"], None),
