@@ -18,6 +18,18 @@ from jpegplus.tables import jpegplus_tables, standard_tables
 FLATNESS, CHROMA_WEIGHT = 0.3, 0.6
 
 
+def add_loop_args(ap, *, steps: int, batch: int, crop: int, lr: float, seed: int, out: str):
+    """The options every training loop takes; defaults are the shipped preset's."""
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--crop", type=int, default=crop, help="crop side in pixels (a multiple of 16)")
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--pack", default="packs/train_crops.npy")
+    ap.add_argument("--out", default=out, help="checkpoint (resumed when it exists)")
+    ap.add_argument("--threads", type=int, default=2)
+
+
 def seed_everything(seed: int):
     random.seed(seed)
     np.random.seed(seed)

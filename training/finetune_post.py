@@ -16,8 +16,8 @@ import torch
 
 from jpegplus.models import build
 from jpegplus.tables import quant_level
-from training.common import (Crops, Log, load_checkpoint, real_jpeg, sample_tables, save_checkpoint, seed_everything,
-                             to_tensor)
+from training.common import (add_loop_args, Crops, load_checkpoint, Log, real_jpeg, sample_tables, save_checkpoint,
+                             seed_everything, to_tensor)
 from training.train_prepost import SCALE2_MAX_Q, tables_for
 
 
@@ -30,16 +30,9 @@ def restore(entry):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--init", default="runs/prepost.pt", help="stage-b checkpoint")
-    ap.add_argument("--out", default="runs/prepost_ft.pt")
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--pack", default="packs/train_crops.npy")
+    add_loop_args(ap, steps=2000, batch=16, crop=128, lr=1e-4, seed=1, out="runs/prepost_ft.pt")
     ap.add_argument("--standard-share", type=float, default=0.0,
                     help="share of scale-1 samples coded with libjpeg's standard tables (plain JPEGs, enhance=True)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
     cfg = vars(ap.parse_args(argv))
     torch.set_num_threads(cfg["threads"])
     seed_everything(cfg["seed"])

@@ -20,8 +20,9 @@ from scipy.optimize import nnls
 from jpegplus.metrics import psnr
 from jpegplus.models import build
 from jpegplus.models.fakecodec import rate_features
-from training.common import (Crops, Log, load_checkpoint, real_jpeg, sample_tables, save_checkpoint,
-                             seed_everything, to_tensor)
+from jpegplus.tables import jpegplus_tables
+from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load_checkpoint, Log, real_jpeg,
+                             sample_tables, save_checkpoint, seed_everything, to_tensor)
 
 BANDS = [(1, 25), (26, 50), (51, 75), (76, 100)]
 
@@ -54,8 +55,6 @@ def fidelity(codec, images, seed: int = 1) -> dict:
     for im in images:
         for lo, hi in BANDS:
             q = int(rng.integers(lo, hi + 1))
-            from jpegplus.tables import jpegplus_tables
-            from training.common import CHROMA_WEIGHT, FLATNESS
             t = jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT)[None]
             real, bits = real_jpeg(im[None], t)
             with torch.no_grad():
@@ -74,16 +73,9 @@ def fidelity(codec, images, seed: int = 1) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--crop", type=int, default=96)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    add_loop_args(ap, steps=1500, batch=16, crop=96, lr=1e-3, seed=0, out="runs/fakecodec.pt")
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--depth", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pack", default="packs/train_crops.npy")
-    ap.add_argument("--out", default="runs/fakecodec.pt")
-    ap.add_argument("--threads", type=int, default=2)
     cfg = vars(ap.parse_args(argv))
     torch.set_num_threads(cfg["threads"])
     seed_everything(cfg["seed"])

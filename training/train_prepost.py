@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from jpegplus.models import build
 from jpegplus.models.diffjpeg import ste_round
 from jpegplus.tables import jpegplus_tables, quant_level
-from training.common import (CHROMA_WEIGHT, FLATNESS, Crops, Log, load_checkpoint, real_jpeg, save_checkpoint,
-                             seed_everything, to_tensor)
+from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load_checkpoint, Log, real_jpeg,
+                             save_checkpoint, seed_everything, to_tensor)
 
 SCALE2_MAX_Q = 60
 
@@ -59,18 +59,11 @@ def tables_for(qs) -> torch.Tensor:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--batch", type=int, default=12)
-    ap.add_argument("--crop", type=int, default=96)
-    ap.add_argument("--lr", type=float, default=3e-4)
+    add_loop_args(ap, steps=2500, batch=16, crop=128, lr=3e-4, seed=0, out="runs/prepost.pt")
     ap.add_argument("--pre", default='{"channels": 32, "depth": 3}')
     ap.add_argument("--post", default='{"channels": 64, "depth": 5}')
     ap.add_argument("--fakecodec", default="runs/fakecodec.pt")
-    ap.add_argument("--pack", default="packs/train_crops.npy")
-    ap.add_argument("--out", default="runs/prepost.pt")
     ap.add_argument("--codec", choices=["fake", "bypass"], default="fake")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
     cfg = vars(ap.parse_args(argv))
     torch.set_num_threads(cfg["threads"])
     seed_everything(cfg["seed"])
