@@ -23,21 +23,11 @@ from .modes import prepare
 from .tables import jpegplus_tables, quant_level
 from .tiling import run_tiled, to_tensor, to_uint8  # noqa: F401 - to_tensor/to_uint8 kept for callers
 
-METADATA_KEYS = ("exif", "icc_profile", "dpi", "comment", "xmp")
 MULTIPLE = 16  # full-size tensors are padded to this, so scale 2 keeps 8-px alignment
 ROWS = 256     # rows per chunk when comparing or converting whole images (bounded memory)
 
 
 # ---------------------------------------------------------------- helpers
-
-def to_array(image) -> tuple[np.ndarray, bool]:
-    """PIL image or uint8 array → (uint8 RGB (H, W, 3), was_grey); see modes.prepare
-    for what each mode does (CMYK is converted to RGB here)."""
-    prep = prepare(image)
-    if prep.plain is not None:
-        return np.asarray(prep.plain.convert("RGB")), False
-    return prep.rgb, prep.grey
-
 
 def pad_to(arr: np.ndarray, multiple: int) -> np.ndarray:
     h, w = arr.shape[:2]
@@ -46,7 +36,7 @@ def pad_to(arr: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def run_net(net, x: torch.Tensor, level: float, scale: int) -> torch.Tensor:
-    """One network on one image tensor (1, 3, h, w), untiled."""
+    """One network on one image tensor (1, 3, h, w), untiled: the reference the tiled path is tested against."""
     with torch.inference_mode():
         return net(x, torch.tensor([level]), scale)
 

@@ -22,7 +22,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from jpegplus.models import build
 from jpegplus.models.diffjpeg import ste_round
