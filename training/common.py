@@ -30,6 +30,22 @@ def add_loop_args(ap, *, steps: int, batch: int, crop: int, lr: float, seed: int
     ap.add_argument("--threads", type=int, default=2)
 
 
+def start_run(cfg: dict):
+    """Threads, seeds and the log for a training loop: returns (log, numpy Generator)."""
+    torch.set_num_threads(cfg["threads"])
+    seed_everything(cfg["seed"])
+    return Log(cfg["out"] + ".log"), np.random.default_rng(cfg["seed"])
+
+
+def restore_net(entry: dict) -> torch.nn.Module:
+    """A network from a checkpoint entry {"class", "config", "state"}: MODELS[class](**config)."""
+    from jpegplus.models import build
+
+    net = build(entry["class"], entry["config"])
+    net.load_state_dict(entry["state"])
+    return net
+
+
 def seed_everything(seed: int):
     random.seed(seed)
     np.random.seed(seed)

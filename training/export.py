@@ -13,7 +13,7 @@ from pathlib import Path
 
 from jpegplus.bundle import save_net
 from jpegplus.models import build
-from training.common import CHROMA_WEIGHT, FLATNESS, load_checkpoint
+from training.common import CHROMA_WEIGHT, FLATNESS, load_checkpoint, restore_net
 
 
 def identity_ladder() -> dict:
@@ -24,10 +24,7 @@ def restore(path: str, key: str):
     ckpt = load_checkpoint(path)
     if ckpt is None:
         raise SystemExit(f"no checkpoint at {path}")
-    entry = ckpt["models"][key]
-    net = build(entry["class"], entry["config"])
-    net.load_state_dict(entry["state"])
-    return net, ckpt
+    return restore_net(ckpt["models"][key]), ckpt
 
 
 def main(argv=None):

@@ -14,17 +14,10 @@ import time
 import numpy as np
 import torch
 
-from jpegplus.models import build
 from jpegplus.tables import quant_level
-from training.common import (add_loop_args, Crops, load_checkpoint, Log, real_jpeg, sample_tables, save_checkpoint,
-                             seed_everything, to_tensor)
+from training.common import (add_loop_args, Crops, load_checkpoint, real_jpeg, restore_net, sample_tables,
+                             save_checkpoint, start_run, to_tensor)
 from training.train_prepost import SCALE2_MAX_Q, tables_for
-
-
-def restore(entry):
-    net = build(entry["class"], entry["config"])
-    net.load_state_dict(entry["state"])
-    return net
 
 
 def main(argv=None):
@@ -34,17 +27,14 @@ def main(argv=None):
     ap.add_argument("--standard-share", type=float, default=0.0,
                     help="share of scale-1 samples coded with libjpeg's standard tables (plain JPEGs, enhance=True)")
     cfg = vars(ap.parse_args(argv))
-    torch.set_num_threads(cfg["threads"])
-    seed_everything(cfg["seed"])
-    log = Log(cfg["out"] + ".log")
-    rng = np.random.default_rng(cfg["seed"])
+    log, rng = start_run(cfg)
 
     ckpt = load_checkpoint(cfg["out"])
     resumed = ckpt is not None
     ckpt = ckpt or load_checkpoint(cfg["init"])
     if ckpt is None:
         raise SystemExit(f"no stage-b checkpoint at {cfg['init']}")
-    pre, post = restore(ckpt["models"]["pre"]).eval(), restore(ckpt["models"]["post"])
+    pre, post = restore_net(ckpt["models"]["pre"]).eval(), restore_net(ckpt["models"]["post"])
     pre.requires_grad_(False)
     opt = torch.optim.Adam(post.parameters(), lr=cfg["lr"])
     step, wall = 0, 0.0

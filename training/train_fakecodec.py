@@ -21,8 +21,8 @@ from jpegplus.metrics import psnr
 from jpegplus.models import build
 from jpegplus.models.fakecodec import rate_features
 from jpegplus.tables import jpegplus_tables
-from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load_checkpoint, Log, real_jpeg,
-                             sample_tables, save_checkpoint, seed_everything, to_tensor)
+from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load_checkpoint, real_jpeg,
+                             sample_tables, save_checkpoint, start_run, to_tensor)
 
 BANDS = [(1, 25), (26, 50), (51, 75), (76, 100)]
 
@@ -77,10 +77,7 @@ def main(argv=None):
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--depth", type=int, default=3)
     cfg = vars(ap.parse_args(argv))
-    torch.set_num_threads(cfg["threads"])
-    seed_everything(cfg["seed"])
-    log = Log(cfg["out"] + ".log")
-    rng = np.random.default_rng(cfg["seed"])
+    log, rng = start_run(cfg)
 
     codec = build("FakeCodec", {"channels": cfg["channels"], "depth": cfg["depth"]})
     opt = torch.optim.Adam(codec.correct.parameters(), lr=cfg["lr"])

@@ -26,8 +26,8 @@ import torch
 from jpegplus.models import build
 from jpegplus.models.diffjpeg import ste_round
 from jpegplus.tables import jpegplus_tables, quant_level
-from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load_checkpoint, Log, real_jpeg,
-                             save_checkpoint, seed_everything, to_tensor)
+from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load_checkpoint, real_jpeg, restore_net,
+                             save_checkpoint, start_run, to_tensor)
 
 SCALE2_MAX_Q = 60
 
@@ -64,16 +64,11 @@ def main(argv=None):
     ap.add_argument("--fakecodec", default="runs/fakecodec.pt")
     ap.add_argument("--codec", choices=["fake", "bypass"], default="fake")
     cfg = vars(ap.parse_args(argv))
-    torch.set_num_threads(cfg["threads"])
-    seed_everything(cfg["seed"])
-    log = Log(cfg["out"] + ".log")
-    rng = np.random.default_rng(cfg["seed"])
+    log, rng = start_run(cfg)
 
     # Frozen surrogate codec.
     fc_ckpt = load_checkpoint(cfg["fakecodec"])
-    fc_entry = fc_ckpt["models"]["fakecodec"]
-    codec = build("FakeCodec", fc_entry["config"])
-    codec.load_state_dict(fc_entry["state"])
+    codec = restore_net(fc_ckpt["models"]["fakecodec"])
     codec.eval().requires_grad_(False)
 
     pre = build("PreNet", json.loads(cfg["pre"]))
