@@ -1,4 +1,5 @@
-"""jpegplus encode and decode: PreNet → baseline JPEG (+ APP9 segment) → PostNet.
+"""jpegplus encode and decode: PreNet → dead-zone requantisation → baseline JPEG
+(+ APP9 segment) → PostNet.
 
 Pixel arrays are uint8 (H, W, 3) RGB; network tensors are float (1, 3, H, W) in 0..1.
 The networks run tile by tile (jpegplus.tiling), so memory stays bounded on
@@ -17,6 +18,7 @@ from PIL import Image, JpegImagePlugin
 
 from . import segment as seg
 from .bundle import Bundle, default_bundle
+from .deadzone import requantise
 from .errors import JpegPlusError, NotJpegError, SegmentError, SegmentWarning
 from .jpeg import encode_array, read_tables
 from .modes import prepare
@@ -95,6 +97,7 @@ def encode_at(bundle: Bundle, rgb: np.ndarray, grey: bool, scale: int, jpeg_qual
                        multiple=MULTIPLE, upsamples=False, tile=tile)
     if grey:
         stored = to_grey(stored)
+    stored = requantise(stored, tables, t.get("deadzone", 0.5))
     head = seg.Segment(scale, w, h, sw, sh, bundle.model_id, grey)
     return seg.seal(encode_array(stored, tables, extra=head.pack(), **meta), head)
 

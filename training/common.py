@@ -10,12 +10,16 @@ import time
 import numpy as np
 import torch
 
+from jpegplus.deadzone import requantise
 from jpegplus.jpeg import decode_array, encode_array
 from jpegplus.tables import jpegplus_tables, standard_tables
 
 # Table family used while training; the manifest's final figures come from
 # training/calibrate.py, which chooses them on val/.
 FLATNESS, CHROMA_WEIGHT = 0.3, 0.6
+# Dead-zone threshold of the encoder's requantisation (jpegplus/deadzone.py),
+# chosen on val/ by training/deadzone_sweep.py.
+DEADZONE = 0.65
 
 
 def add_loop_args(ap, *, steps: int, batch: int, crop: int, lr: float, seed: int, out: str):
@@ -72,21 +76,26 @@ class Crops:
         return out
 
 
-def sample_tables(rng: np.random.Generator, n: int, standard_share: float = 0.0) -> np.ndarray:
-    """(n, 2, 8, 8) tables at qualities uniform in 1..100: jpegplus's family,
-    or libjpeg's standard tables for a `standard_share` of the samples."""
-    out = []
+def sample_tables(rng: np.random.Generator, n: int, standard_share: float = 0.0, *, max_quality: int = 100,
+                  flags: bool = False):
+    """(n, 2, 8, 8) tables at qualities uniform in 1..max_quality: jpegplus's
+    family, or libjpeg's standard tables for a `standard_share` of the samples.
+    With flags=True also returns which samples got the standard tables (n,) bool."""
+    out, std = [], []
     for _ in range(n):
-        q = int(rng.integers(1, 101))
-        std = rng.random() < standard_share
-        out.append(standard_tables(q) if std else jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT))
-    return np.stack(out)
+        q = int(rng.integers(1, max_quality + 1))
+        std.append(rng.random() < standard_share)
+        out.append(standard_tables(q) if std[-1] else jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT))
+    return (np.stack(out), np.array(std)) if flags else np.stack(out)
 
 
-def real_jpeg(batch: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Real libjpeg-turbo round trip of each image: (decoded uint8 batch, file bits (n,))."""
+def real_jpeg(batch: np.ndarray, tables: np.ndarray, deadzone=None) -> tuple[np.ndarray, np.ndarray]:
+    """Real libjpeg-turbo round trip of each image: (decoded uint8 batch, file bits (n,)).
+    `deadzone` (n,) thresholds: each image is first requantised as jpegplus's encoder does."""
     dec, bits = np.empty_like(batch), np.empty(len(batch))
     for i, (im, t) in enumerate(zip(batch, tables)):
+        if deadzone is not None:
+            im = requantise(im, t, deadzone[i])
         data = encode_array(np.ascontiguousarray(im), t)
         dec[i], bits[i] = decode_array(data), 8 * len(data)
     return dec, bits

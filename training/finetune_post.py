@@ -1,7 +1,8 @@
 """Stage c: fine-tune PostNet on the real JPEG output of the frozen PreNet.
 
 At run time PostNet sees libjpeg-turbo's output, not FakeCodec's; this stage
-closes that gap. Same quality and scale sampling as stage b. Resumable; seeded.
+closes that gap. Same quality and scale sampling as stage b, and the same
+weighting: the loss is the mean of log MSE per sample, so every quality counts alike. Resumable; seeded.
 
     python -m training.finetune_post --init runs/prepost.pt --out runs/prepost_ft.pt --steps 2000
     python -m training.finetune_post --init runs/prepost_ft.pt --out runs/prepost_ft2.pt --steps 800 --standard-share 0.3
@@ -15,9 +16,9 @@ import numpy as np
 import torch
 
 from jpegplus.tables import quant_level
-from training.common import (add_loop_args, Crops, load_checkpoint, real_jpeg, restore_net, sample_tables,
+from training.common import (DEADZONE, add_loop_args, Crops, load_checkpoint, real_jpeg, restore_net, sample_tables,
                              save_checkpoint, start_run, to_tensor)
-from training.train_prepost import SCALE2_MAX_Q, tables_for
+from training.train_prepost import ROUNDING_MSE, SCALE2_MAX_Q
 
 
 def main(argv=None):
@@ -26,6 +27,7 @@ def main(argv=None):
     add_loop_args(ap, steps=2000, batch=16, crop=128, lr=1e-4, seed=1, out="runs/prepost_ft.pt")
     ap.add_argument("--standard-share", type=float, default=0.0,
                     help="share of scale-1 samples coded with libjpeg's standard tables (plain JPEGs, enhance=True)")
+    ap.add_argument("--deadzone", type=float, default=DEADZONE, help="the encoder's dead-zone threshold (jpegplus.deadzone)")
     cfg = vars(ap.parse_args(argv))
     log, rng = start_run(cfg)
 
@@ -54,25 +56,27 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
         scale = 2 if step % 3 == 2 else 1
-        if scale == 1 and cfg["standard_share"] > 0:
-            tables = torch.from_numpy(sample_tables(rng, cfg["batch"], cfg["standard_share"])).float()
-        else:
-            tables = tables_for(rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, cfg["batch"]))
+        tables, standard = sample_tables(rng, cfg["batch"], cfg["standard_share"] if scale == 1 else 0.0,
+                                         max_quality=SCALE2_MAX_Q if scale == 2 else 100, flags=True)
+        deadzone = np.where(standard, 0.5, cfg["deadzone"])  # plain JPEGs (enhance=True) are rounded as libjpeg does
+        tables = torch.from_numpy(tables).float()
         level = torch.tensor([quant_level(t.numpy()) for t in tables])
         batch = crops.batch(cfg["batch"])
         x = to_tensor(batch) / 255
         with torch.no_grad():
             stored = (pre(x, level, scale).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-        decoded, _ = real_jpeg(stored, tables.long().numpy())
+        decoded, _ = real_jpeg(stored, tables.long().numpy(), deadzone)
         x_hat = post(to_tensor(decoded) / 255, level, scale)
-        mse = ((x_hat - x) * 255).pow(2).mean()
+        mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
+        loss = torch.log(mse + ROUNDING_MSE).mean()
         opt.zero_grad()
-        mse.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(post.parameters(), 1.0)
         opt.step()
         step += 1
         if step % 25 == 0:
-            log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse)), 2), lr=round(lr, 7))
+            log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse.mean())), 2),
+                mean_psnr=round(float(10 * np.log10(255**2) - 10 * loss / np.log(10)), 2), lr=round(lr, 7))
         if step % 200 == 0 or step == cfg["steps"]:
             extra = {**history, "finetune_steps": step, "finetune_wall_s": wall + time.time() - t0}
             save_checkpoint(cfg["out"], step, {**base_config, "finetune": cfg}, {"pre": pre, "post": post}, opt, extra)

@@ -1,7 +1,10 @@
 """Stage b: train PreNet and PostNet end to end through the frozen FakeCodec.
 
-Loss per sample = MSE(x, x̂) in 0..255² + λ(q) · bits / pixels, with the quality
-q drawn uniformly (1..100 at scale 1, 1..60 at scale 2, where halving can pay)
+Loss = mean over samples of log(MSE(x, x̂) + λ(q) · bits / pixels), MSE in
+0..255². The log weighs every quality alike (a plain mean of costs is ruled by
+the coarsest qualities, whose MSE is 50× larger), and its gradient is each
+sample's own relative cost change, which is what a BD-rate counts. The quality
+q is drawn uniformly (1..100 at scale 1, 1..60 at scale 2, where halving can pay)
 so one pair of networks covers the whole range. λ(q) is JPEG's own exchange
 rate at that quality: the local slope −dMSE/dbpp of the real codec, measured on
 training crops before the loop. Reads top to bottom; resumable; seeded.
@@ -30,6 +33,7 @@ from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load
                              save_checkpoint, start_run, to_tensor)
 
 SCALE2_MAX_Q = 60
+ROUNDING_MSE = 1 / 12  # MSE of rounding to 8 bits: a floor every real output has; keeps log finite
 
 
 def codec_slopes(crops: Crops, n: int = 48) -> np.ndarray:
@@ -110,7 +114,7 @@ def main(argv=None):
         x_hat = post(out["x_hat"].clamp(0, 255) / 255, level, scale)
         mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
         bpp = out["bits"] / (x.shape[2] * x.shape[3])
-        loss = (mse + lam * bpp).mean() / lam.mean()  # normalised so the step size does not swing with λ
+        loss = torch.log(mse + lam * bpp + ROUNDING_MSE).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(pre.parameters()) + list(post.parameters()), 1.0)

@@ -1,0 +1,67 @@
+"""Choose the dead-zone threshold on val/ (jpegplus/deadzone.py).
+
+For each threshold: the jpegplus table family with dead-zone requantisation
+(no networks), real libjpeg-turbo, averaged over the images; BD-rate over
+PSNR-RGB against Pillow default q10..90 (the benchmark's anchor).
+
+    python -m training.deadzone_sweep --out runs/deadzone.json
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+
+import numpy as np
+from PIL import Image
+
+from jpegplus.deadzone import requantise
+from jpegplus.jpeg import decode_array, encode_array
+from jpegplus.metrics import bd_rate, psnr
+from jpegplus.peers import pillow_decode, pillow_encode
+from jpegplus.tables import jpegplus_tables
+from training.common import CHROMA_WEIGHT, FLATNESS
+
+ANCHOR_Q = range(10, 100, 10)
+GRID = [4, 6, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95]
+
+
+def average_curve(images, code) -> tuple[list[float], list[float]]:
+    """(mean bpp, mean PSNR) per grid point of `code(rgb, q) -> (bytes, decoded)`."""
+    rate, dist = [], []
+    for q in GRID:
+        rows = [code(im, q) for im in images]
+        rate.append(float(np.mean([8 * len(d) / im.shape[0] / im.shape[1] for (d, _), im in zip(rows, images)])))
+        dist.append(float(np.mean([psnr(rec, im) for (_, rec), im in zip(rows, images)])))
+    return rate, dist
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", default="../shared/data/val/**/*.png")
+    ap.add_argument("--thresholds", default="0.5,0.6,0.65,0.7,0.75,0.8")
+    ap.add_argument("--out", default="runs/deadzone.json")
+    args = ap.parse_args(argv)
+    images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(glob.glob(args.images, recursive=True))]
+
+    anchor_rate, anchor_psnr = [], []
+    for q in ANCHOR_Q:
+        rows = [pillow_encode(im, q) for im in images]
+        anchor_rate.append(np.mean([8 * len(d) / im.shape[0] / im.shape[1] for d, im in zip(rows, images)]))
+        anchor_psnr.append(np.mean([psnr(pillow_decode(d), im) for d, im in zip(rows, images)]))
+
+    results = {}
+    for th in [float(t) for t in args.thresholds.split(",")]:
+        def code(im, q, th=th):
+            t = jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT)
+            data = encode_array(requantise(im, t, th), t)
+            return data, decode_array(data)
+        rate, dist = average_curve(images, code)
+        results[th] = {"bd_rate_psnr": bd_rate(anchor_rate, anchor_psnr, rate, dist), "bpp": rate, "psnr": dist}
+        print(f"threshold {th:.2f}: BD-rate {results[th]['bd_rate_psnr']:+.2f} %", flush=True)
+    with open(args.out, "w") as f:
+        json.dump({"images": len(images), "grid": GRID, "thresholds": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
