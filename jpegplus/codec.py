@@ -1,4 +1,4 @@
-"""jpegplus encode and decode: PreNet → dead-zone requantisation → baseline JPEG
+"""jpegplus encode and decode: PreNet → rate–distortion requantisation → baseline JPEG
 (+ APP9 segment) → PostNet.
 
 Pixel arrays are uint8 (H, W, 3) RGB; network tensors are float (1, 3, H, W) in 0..1.
@@ -18,7 +18,7 @@ from PIL import Image, JpegImagePlugin
 
 from . import segment as seg
 from .bundle import Bundle, default_bundle
-from .deadzone import requantise
+from .requant import manifest_options, requantise
 from .errors import JpegPlusError, NotJpegError, SegmentError, SegmentWarning
 from .jpeg import encode_array, read_tables
 from .modes import prepare
@@ -97,7 +97,7 @@ def encode_at(bundle: Bundle, rgb: np.ndarray, grey: bool, scale: int, jpeg_qual
                        multiple=MULTIPLE, upsamples=False, tile=tile)
     if grey:
         stored = to_grey(stored)
-    stored = requantise(stored, tables, t.get("deadzone", 0.5))
+    stored = requantise(stored, tables, **manifest_options(t))
     head = seg.Segment(scale, w, h, sw, sh, bundle.model_id, grey)
     return seg.seal(encode_array(stored, tables, extra=head.pack(), **meta), head)
 

@@ -10,16 +10,16 @@ import time
 import numpy as np
 import torch
 
-from jpegplus.deadzone import requantise
+from jpegplus.requant import requantise
 from jpegplus.jpeg import decode_array, encode_array
 from jpegplus.tables import jpegplus_tables, standard_tables
 
 # Table family used while training; the manifest's final figures come from
 # training/calibrate.py, which chooses them on val/.
 FLATNESS, CHROMA_WEIGHT = 0.3, 0.6
-# Dead-zone threshold of the encoder's requantisation (jpegplus/deadzone.py),
-# chosen on val/ by training/deadzone_sweep.py.
-DEADZONE = 0.65
+# The encoder's requantisation (jpegplus/requant.py): dead-zone threshold and
+# end-of-block λ factor, chosen on val/ by training/requant_sweep.py.
+REQUANT = {"deadzone": 0.6, "eob": 0.1}
 
 
 def add_loop_args(ap, *, steps: int, batch: int, crop: int, lr: float, seed: int, out: str):
@@ -89,13 +89,14 @@ def sample_tables(rng: np.random.Generator, n: int, standard_share: float = 0.0,
     return (np.stack(out), np.array(std)) if flags else np.stack(out)
 
 
-def real_jpeg(batch: np.ndarray, tables: np.ndarray, deadzone=None) -> tuple[np.ndarray, np.ndarray]:
+def real_jpeg(batch: np.ndarray, tables: np.ndarray, requant=None) -> tuple[np.ndarray, np.ndarray]:
     """Real libjpeg-turbo round trip of each image: (decoded uint8 batch, file bits (n,)).
-    `deadzone` (n,) thresholds: each image is first requantised as jpegplus's encoder does."""
+    `requant`: one jpegplus.requant option dict per image (None: libjpeg's own
+    quantiser), applied first as jpegplus's encoder does."""
     dec, bits = np.empty_like(batch), np.empty(len(batch))
     for i, (im, t) in enumerate(zip(batch, tables)):
-        if deadzone is not None:
-            im = requantise(im, t, deadzone[i])
+        if requant is not None and requant[i]:
+            im = requantise(im, t, **requant[i])
         data = encode_array(np.ascontiguousarray(im), t)
         dec[i], bits[i] = decode_array(data), 8 * len(data)
     return dec, bits

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from jpegplus.bundle import save_net
 from jpegplus.models import build
-from training.common import CHROMA_WEIGHT, DEADZONE, FLATNESS, load_checkpoint, restore_net
+from training.common import CHROMA_WEIGHT, FLATNESS, REQUANT, load_checkpoint, restore_net
 
 
 def identity_ladder() -> dict:
@@ -51,7 +51,7 @@ def main(argv=None):
         models["fakecodec"] = save_net(fc, out, "fakecodec")
         info["fakecodec"] = {"step": ck["step"], "config": ck["config"], **ck["extra"]}
     ladder = json.loads(Path(args.ladder).read_text()) if args.ladder else {
-        "ladder": identity_ladder(), "tables": {"flatness": FLATNESS, "chroma_weight": CHROMA_WEIGHT, "deadzone": DEADZONE}}
+        "ladder": identity_ladder(), "tables": {"flatness": FLATNESS, "chroma_weight": CHROMA_WEIGHT, **REQUANT}}
     model_id = hashlib.sha256("".join(m["sha256"] for m in models.values()).encode()).hexdigest()[:8]
     manifest = {"format": 1, "model_id": model_id, "models": models, "tables": ladder["tables"],
                 "ladder": ladder["ladder"], "training": info}

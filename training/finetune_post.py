@@ -10,13 +10,14 @@ weighting: the loss is the mean of log MSE per sample, so every quality counts a
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
 import torch
 
 from jpegplus.tables import quant_level
-from training.common import (DEADZONE, add_loop_args, Crops, load_checkpoint, real_jpeg, restore_net, sample_tables,
+from training.common import (REQUANT, add_loop_args, Crops, load_checkpoint, real_jpeg, restore_net, sample_tables,
                              save_checkpoint, start_run, to_tensor)
 from training.train_prepost import ROUNDING_MSE, SCALE2_MAX_Q
 
@@ -27,7 +28,7 @@ def main(argv=None):
     add_loop_args(ap, steps=2000, batch=16, crop=128, lr=1e-4, seed=1, out="runs/prepost_ft.pt")
     ap.add_argument("--standard-share", type=float, default=0.0,
                     help="share of scale-1 samples coded with libjpeg's standard tables (plain JPEGs, enhance=True)")
-    ap.add_argument("--deadzone", type=float, default=DEADZONE, help="the encoder's dead-zone threshold (jpegplus.deadzone)")
+    ap.add_argument("--requant", default=json.dumps(REQUANT), help="the encoder's requantisation (jpegplus.requant), JSON")
     cfg = vars(ap.parse_args(argv))
     log, rng = start_run(cfg)
 
@@ -58,14 +59,14 @@ def main(argv=None):
         scale = 2 if step % 3 == 2 else 1
         tables, standard = sample_tables(rng, cfg["batch"], cfg["standard_share"] if scale == 1 else 0.0,
                                          max_quality=SCALE2_MAX_Q if scale == 2 else 100, flags=True)
-        deadzone = np.where(standard, 0.5, cfg["deadzone"])  # plain JPEGs (enhance=True) are rounded as libjpeg does
+        requant = [None if s else json.loads(cfg["requant"]) for s in standard]  # plain JPEGs (enhance=True): libjpeg's own
         tables = torch.from_numpy(tables).float()
         level = torch.tensor([quant_level(t.numpy()) for t in tables])
         batch = crops.batch(cfg["batch"])
         x = to_tensor(batch) / 255
         with torch.no_grad():
             stored = (pre(x, level, scale).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-        decoded, _ = real_jpeg(stored, tables.long().numpy(), deadzone)
+        decoded, _ = real_jpeg(stored, tables.long().numpy(), requant)
         x_hat = post(to_tensor(decoded) / 255, level, scale)
         mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
         loss = torch.log(mse + ROUNDING_MSE).mean()
@@ -75,7 +76,7 @@ def main(argv=None):
         opt.step()
         step += 1
         if step % 25 == 0:
-            log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse.mean())), 2),
+            log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse.detach().mean())), 2),
                 mean_psnr=round(float(10 * np.log10(255**2) - 10 * loss / np.log(10)), 2), lr=round(lr, 7))
         if step % 200 == 0 or step == cfg["steps"]:
             extra = {**history, "finetune_steps": step, "finetune_wall_s": wall + time.time() - t0}

@@ -12,6 +12,8 @@ import platform
 
 import torch
 
+from jpegplus.requant import manifest_options
+
 
 def load(path):
     return json.load(open(path)) if path and os.path.exists(path) else None
@@ -41,7 +43,8 @@ def main(argv=None):
         L.append(f"| {name} | {e['class']} | `{json.dumps(e['config'])}` | {params(args.weights, e):,} | "
                  f"{e['file']} | `{e['sha256'][:16]}…` |")
     L += ["", f"Quantisation-table family: flatness {man['tables']['flatness']}, chroma weight "
-          f"{man['tables']['chroma_weight']} (jpegplus/tables.py), chosen on val/.", ""]
+          f"{man['tables']['chroma_weight']} (jpegplus/tables.py); requantisation "
+          f"{json.dumps(manifest_options(man['tables']))} (jpegplus/requant.py, training/requant_sweep.py); all chosen on val/.", ""]
     L += ["## Training data", "",
           "`../shared/data/train/`: CID22 training split (205 images, 512×512) and 26 CLIC 2025 validation images, "
           "both CC BY-SA 4.0 (Cloudinary Image Dataset '22; CLIC 2025). 6000 random 128×128 crops "

@@ -4,7 +4,11 @@ Runs every stage in order, each resumable (rerun the command after an
 interruption and finished stages are skipped), and records the wall time of
 each stage in runs/rebuild.json, which the model card quotes.
 
-    python -m training.rebuild            # ≈ 1 h 10 min on 2 CPU cores (see weights/MODEL_CARD.md)
+    python -m training.rebuild            # ≈ 1 h 20 min on 2 CPU cores (see weights/MODEL_CARD.md)
+
+The table family and the requantisation are constants in training/common.py
+(FLATNESS, CHROMA_WEIGHT, REQUANT), chosen on val/ beforehand; the
+requantisation by `python -m training.requant_sweep`.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ PRESETS = {
         ("fakecodec", ["training.train_fakecodec", "--steps", "1500"], None),
         ("prepost", ["training.train_prepost", "--steps", "2500", "--batch", "16", "--crop", "128"], None),
         ("finetune", ["training.finetune_post", "--init", "runs/prepost.pt", "--out", "runs/prepost_ft.pt",
-                      "--steps", "2000"], None),
+                      "--steps", "3000"], None),
         ("finetune_standard", ["training.finetune_post", "--init", "runs/prepost_ft.pt", "--out", "runs/prepost_ft2.pt",
                                "--steps", "800", "--standard-share", "0.3"], None),
         ("candidate", ["training.export", "--prepost", "runs/prepost_ft2.pt", "--fakecodec", "runs/fakecodec.pt",

@@ -1,10 +1,11 @@
-"""Choose the dead-zone threshold on val/ (jpegplus/deadzone.py).
+"""Choose the encoder's requantisation on val/ (jpegplus/requant.py).
 
-For each threshold: the jpegplus table family with dead-zone requantisation
+For each setting (dead-zone threshold : end-of-block λ factor): the jpegplus
+table family with that requantisation
 (no networks), real libjpeg-turbo, averaged over the images; BD-rate over
 PSNR-RGB against Pillow default q10..90 (the benchmark's anchor).
 
-    python -m training.deadzone_sweep --out runs/deadzone.json
+    python -m training.requant_sweep --out runs/requant.json
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from jpegplus.deadzone import requantise
+from jpegplus.requant import requantise
 from jpegplus.jpeg import decode_array, encode_array
 from jpegplus.metrics import bd_rate, psnr
 from jpegplus.peers import pillow_decode, pillow_encode
@@ -39,8 +40,9 @@ def average_curve(images, code) -> tuple[list[float], list[float]]:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--images", default="../shared/data/val/**/*.png")
-    ap.add_argument("--thresholds", default="0.5,0.6,0.65,0.7,0.75,0.8")
-    ap.add_argument("--out", default="runs/deadzone.json")
+    ap.add_argument("--settings", default="0.5:0,0.6:0,0.65:0,0.7:0,0.75:0,0.8:0,0.55:0.1,0.6:0.07,0.6:0.1,0.6:0.13",
+                    help="comma-separated deadzone:eob pairs")
+    ap.add_argument("--out", default="runs/requant.json")
     args = ap.parse_args(argv)
     images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(glob.glob(args.images, recursive=True))]
 
@@ -51,16 +53,19 @@ def main(argv=None):
         anchor_psnr.append(np.mean([psnr(pillow_decode(d), im) for d, im in zip(rows, images)]))
 
     results = {}
-    for th in [float(t) for t in args.thresholds.split(",")]:
-        def code(im, q, th=th):
+    for setting in args.settings.split(","):
+        deadzone, eob = (float(v) for v in setting.split(":"))
+
+        def code(im, q, options={"deadzone": deadzone, "eob": eob}):
             t = jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT)
-            data = encode_array(requantise(im, t, th), t)
+            data = encode_array(requantise(im, t, **options), t)
             return data, decode_array(data)
         rate, dist = average_curve(images, code)
-        results[th] = {"bd_rate_psnr": bd_rate(anchor_rate, anchor_psnr, rate, dist), "bpp": rate, "psnr": dist}
-        print(f"threshold {th:.2f}: BD-rate {results[th]['bd_rate_psnr']:+.2f} %", flush=True)
+        results[setting] = {"deadzone": deadzone, "eob": eob, "bpp": rate, "psnr": dist,
+                            "bd_rate_psnr": bd_rate(anchor_rate, anchor_psnr, rate, dist)}
+        print(f"deadzone {deadzone:.2f}, eob {eob:.2f}: BD-rate {results[setting]['bd_rate_psnr']:+.2f} %", flush=True)
     with open(args.out, "w") as f:
-        json.dump({"images": len(images), "grid": GRID, "thresholds": results}, f, indent=1)
+        json.dump({"images": len(images), "grid": GRID, "settings": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""Rate–distortion requantisation: the encoder's quantiser, done in pixels.
+
+libjpeg rounds every DCT coefficient c/Q to the nearest integer. Under an
+entropy coder that is not the best trade, and libjpeg cannot be told to do
+better. But it does not need to be: we quantise the image ourselves — the
+encoder's own colour transform, 2×2 chroma averaging and 8×8 DCT, with the
+file's tables — and hand libjpeg the image those coefficients decode to.
+Re-quantising that image with the same tables gives back the same
+coefficients (up to 8-bit rounding noise), so our choices land in an ordinary
+baseline JPEG. Two choices are made:
+
+- dead zone: |c/Q| is rounded down unless its fraction exceeds `deadzone`
+  (½ is libjpeg's rounding; video coders use about ⅔ for intra blocks);
+- end-of-block placement: the zig-zag tail of a block is zeroed where the bits
+  it costs (Huffman code + magnitude bits, estimated with the Annex K luma
+  code lengths) buy less than λ·bits of squared error, λ = `eob`·Q̄², Q̄ the
+  mean of the table's nine lowest-frequency steps (a crude trellis).
+
+Both numbers are chosen on val/ (training/requant_sweep.py) and stored in the
+weights manifest. Arrays are uint8 (H, W, 3) RGB or (H, W) grey; tables
+(2, 8, 8) luma, chroma. Work is done in bands of BAND rows, so memory stays
+bounded on huge images.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BAND = 256  # rows per band: a multiple of 16 (one 4:2:0 MCU row)
+
+# JFIF RGB → YCbCr (centred: Cb, Cr without their +128 offset), as libjpeg converts.
+RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
+                       [-0.168736, -0.331264, 0.5],
+                       [0.5, -0.418688, -0.081312]], dtype=np.float32)
+YCC_TO_RGB = np.linalg.inv(RGB_TO_YCC).astype(np.float32)
+
+
+def dct_matrix() -> np.ndarray:
+    """Orthonormal 8-point DCT-II D (float32): coefficients = D · block · Dᵀ, JPEG's own scaling."""
+    k, n = np.arange(8)[:, None], np.arange(8)[None]
+    d = np.sqrt(2 / 8) * np.cos(np.pi * (2 * n + 1) * k / 16)
+    d[0] /= np.sqrt(2)
+    return d.astype(np.float32)
+
+
+DCT = dct_matrix()
+DCT2 = np.kron(DCT, DCT)  # (64, 64): a row-major flattened block b ↦ D·b·Dᵀ, flattened; one GEMM for all blocks
+
+# Zig-zag scan: ZIGZAG[i] is the natural-order index of the i-th coefficient sent.
+ZIGZAG = np.array(sorted(range(64), key=lambda i: (i // 8 + i % 8, (i // 8) if (i // 8 + i % 8) % 2 else (i % 8))))
+
+
+def annex_k_ac_lengths() -> np.ndarray:
+    """Code length in bits of each AC symbol (run << 4 | size) in the Annex K.5
+    luminance table; the symbols not listed among its short codes take 16 bits."""
+    counts = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1]  # how many codes of length 1..15 (Annex K BITS)
+    short = [0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
+             0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xa1, 0x08, 0x23, 0x42, 0xb1, 0xc1, 0x15, 0x52, 0xd1, 0xf0,
+             0x24, 0x33, 0x62, 0x72, 0x82]
+    lengths = np.full(256, 16.0)
+    lengths[short] = np.repeat(np.arange(1, 16), counts)
+    return lengths
+
+
+AC_BITS = annex_k_ac_lengths()
+
+
+def symbol_bits(levels: np.ndarray) -> np.ndarray:
+    """Estimated bits of each non-zero AC level in zig-zag order (n, 64): its
+    Huffman code for (zero run, size) — with a ZRL code per 16 zeros — plus its
+    `size` magnitude bits. Zeros and the DC entry cost 0 here."""
+    n = len(levels)
+    pos = np.arange(64)
+    nonzero = levels != 0
+    nonzero[:, 0] = False
+    marks = np.where(nonzero, pos, 0)  # DC counts as the start of the first run
+    previous = np.maximum.accumulate(np.concatenate([np.zeros((n, 1), int), marks[:, :-1]], 1), axis=1)
+    run = pos - previous - 1
+    size = np.floor(np.log2(np.maximum(np.abs(levels), 1))).astype(int) + 1
+    bits = (run // 16) * AC_BITS[0xf0] + AC_BITS[((run % 16) << 4) | np.minimum(size, 10)] + size
+    return np.where(nonzero, bits, 0.0)
+
+
+def place_eob(c: np.ndarray, levels: np.ndarray, q: np.ndarray, lam: float) -> np.ndarray:
+    """Zero the zig-zag tail of each block where λ·bits saved > squared error added.
+    c: scaled coefficients c/Q (n, 64) natural order; levels: their integers; q: steps (64,)."""
+    cz, kz = c[:, ZIGZAG], levels[:, ZIGZAG]
+    added = np.where(kz != 0, (cz ** 2 - (cz - kz) ** 2) * q[ZIGZAG] ** 2, 0.0)  # error added by zeroing each
+    bits = symbol_bits(kz)
+    gain = lam * np.cumsum(bits[:, ::-1], 1)[:, ::-1] - np.cumsum(added[:, ::-1], 1)[:, ::-1]  # cut from p on
+    gain[:, 0] = -np.inf
+    gain[kz == 0] = -np.inf  # cut points are non-zero coefficients
+    cut = gain.argmax(1)
+    cut[gain[np.arange(len(kz)), cut] <= 0] = 64  # nothing worth cutting
+    kz = np.where(np.arange(64)[None] >= cut[:, None], 0, kz)
+    out = np.empty_like(levels)
+    out[:, ZIGZAG] = kz
+    return out
+
+
+def quantise_plane(plane: np.ndarray, table: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
+    """A centred plane (h, w), multiples of 8, as the decode of its requantised coefficients.
+    DC is rounded as libjpeg does."""
+    h, w = plane.shape
+    blocks = plane.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
+    q = table.astype(np.float32).reshape(64)
+    c = blocks @ DCT2.T / q
+    k = np.sign(c) * np.floor(np.abs(c) + (1 - max(deadzone, 0.5)))
+    k[:, 0] = np.round(c[:, 0])
+    if eob > 0:
+        k = place_eob(c, k, q, eob * float(np.mean(table[:3, :3])) ** 2)
+    rec = (k * q) @ DCT2
+    return rec.reshape(h // 8, w // 8, 8, 8).transpose(0, 2, 1, 3).reshape(h, w)
+
+
+def requantise_band(band: np.ndarray, tables: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
+    """One band (h, w, 3) float32, h and w multiples of 16 → RGB float32 whose
+    4:2:0 JPEG coefficients are the requantised ones."""
+    h, w = band.shape[:2]
+    ycc = band @ RGB_TO_YCC.T
+    ycc[..., 0] = quantise_plane(ycc[..., 0] - 128, tables[0], deadzone, eob) + 128
+    for i in (1, 2):
+        full = ycc[..., i]
+        half = full.reshape(h // 2, 2, w // 2, 2).mean((1, 3))  # what the encoder's 2×2 averaging sees
+        shift = quantise_plane(half, tables[1], deadzone, eob) - half
+        ycc[..., i] = full + np.repeat(np.repeat(shift, 2, 0), 2, 1)  # moves each 2×2 mean by exactly `shift`
+    return ycc @ YCC_TO_RGB.T
+
+
+def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: float = 0.0) -> np.ndarray:
+    """uint8 image (H, W, 3) or (H, W) → the same shape, simplified so that
+    libjpeg with `tables` (4:2:0 for colour) codes it with these choices.
+    deadzone ≤ 0.5 and eob = 0 (libjpeg's own quantiser) return the input itself."""
+    if deadzone <= 0.5 and eob <= 0:
+        return arr
+    tables = np.asarray(tables)
+    grey = arr.ndim == 2
+    h, w = arr.shape[:2]
+    pad = ((0, -h % 16), (0, -w % 16)) + (() if grey else ((0, 0),))
+    src = np.pad(arr, pad, mode="edge")  # libjpeg also repeats the last row and column into partial blocks
+    out = np.empty_like(arr)
+    for r in range(0, h, BAND):
+        band = src[r:r + BAND].astype(np.float32)
+        if grey:
+            rec = quantise_plane(band - 128, tables[0], deadzone, eob) + 128
+        else:
+            rec = requantise_band(band, tables, deadzone, eob)
+        rows = min(BAND, h - r)
+        out[r:r + rows] = np.clip(np.rint(rec[:rows, :w]), 0, 255).astype(np.uint8)
+    return out
+
+
+def manifest_options(tables: dict) -> dict:
+    """The requantisation settings a weights manifest's "tables" entry holds
+    (absent in older manifests: libjpeg's own quantiser)."""
+    return {"deadzone": float(tables.get("deadzone", 0.5)), "eob": float(tables.get("eob", 0.0))}
