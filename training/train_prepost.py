@@ -3,7 +3,10 @@
 Loss = mean over samples of log(MSE(x, x̂) + λ(q) · bits / pixels), MSE in
 0..255². The log weighs every quality alike (a plain mean of costs is ruled by
 the coarsest qualities, whose MSE is 50× larger), and its gradient is each
-sample's own relative cost change, which is what a BD-rate counts. The quality
+sample's own relative cost change, which is what a BD-rate counts. (Measured:
+through this loss PostNet learns almost nothing in 2 500 steps — the fine
+qualities' unpredictable noise drowns the coarse ones' signal under Adam — so
+stage c trains PostNet on real JPEG with an RMSE loss, see finetune_post.) The quality
 q is drawn uniformly (1..100 at scale 1, 1..60 at scale 2, where halving can pay)
 so one pair of networks covers the whole range. λ(q) is JPEG's own exchange
 rate at that quality: the local slope −dMSE/dbpp of the real codec, measured on
