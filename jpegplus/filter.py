@@ -143,6 +143,7 @@ class Filter:
         from . import segment as seg
         from .codec import MULTIPLE, to_grey
         from .jpeg import encode_array, read_tables
+        from .requant import manifest_options, requantise
         from .tables import jpegplus_tables, quant_level
 
         n, _, h, w = x.shape
@@ -157,6 +158,7 @@ class Filter:
         for pixels in stored:
             if grey:
                 pixels = to_grey(pixels)
+            pixels = requantise(pixels, tables, **manifest_options(t))
             head = seg.Segment(scale, w, h, sw, sh, bundle.model_id, grey)
             data = seg.seal(encode_array(pixels, tables, extra=head.pack()), head)
             sizes.append(len(data))
