@@ -4,7 +4,7 @@ Runs every stage in order, each resumable (rerun the command after an
 interruption and finished stages are skipped), and records the wall time of
 each stage in runs/rebuild.json, which the model card quotes.
 
-    python -m training.rebuild            # ≈ 1 h 20 min on 2 CPU cores (see weights/MODEL_CARD.md)
+    python -m training.rebuild            # ≈ 2 h of stage time on 2 CPU cores (see weights/MODEL_CARD.md)
 
 The table family and the requantisation are constants in training/common.py
 (FLATNESS, CHROMA_WEIGHT, REQUANT), chosen on val/ beforehand; the
