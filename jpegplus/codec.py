@@ -97,8 +97,13 @@ def encode_at(bundle: Bundle, rgb: np.ndarray, grey: bool, scale: int, jpeg_qual
                        multiple=MULTIPLE, upsamples=False, tile=tile)
     if grey:
         stored = to_grey(stored)
-    stored = requantise(stored, tables, **manifest_options(t))
-    head = seg.Segment(scale, w, h, sw, sh, bundle.model_id, grey)
+    return write_file(bundle, stored, tables, seg.Segment(scale, w, h, sw, sh, bundle.model_id, grey), meta)
+
+
+def write_file(bundle: Bundle, stored: np.ndarray, tables: np.ndarray, head: seg.Segment, meta: dict) -> bytes:
+    """The jpegplus file of pre-processed pixels (uint8 (h, w, 3) or grey (h, w)):
+    the bundle's requantisation, baseline JPEG with `tables`, the sealed segment."""
+    stored = requantise(stored, tables, **manifest_options(bundle.manifest["tables"]))
     return seg.seal(encode_array(stored, tables, extra=head.pack(), **meta), head)
 
 

@@ -141,9 +141,8 @@ class Filter:
         import torch.nn.functional as F
 
         from . import segment as seg
-        from .codec import MULTIPLE, to_grey
-        from .jpeg import encode_array, read_tables
-        from .requant import manifest_options, requantise
+        from .codec import MULTIPLE, to_grey, write_file
+        from .jpeg import read_tables
         from .tables import jpegplus_tables, quant_level
 
         n, _, h, w = x.shape
@@ -158,9 +157,7 @@ class Filter:
         for pixels in stored:
             if grey:
                 pixels = to_grey(pixels)
-            pixels = requantise(pixels, tables, **manifest_options(t))
-            head = seg.Segment(scale, w, h, sw, sh, bundle.model_id, grey)
-            data = seg.seal(encode_array(pixels, tables, extra=head.pack()), head)
+            data = write_file(bundle, pixels, tables, seg.Segment(scale, w, h, sw, sh, bundle.model_id, grey), {})
             sizes.append(len(data))
             im = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
             im.load()
