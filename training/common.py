@@ -56,11 +56,28 @@ def seed_everything(seed: int):
     torch.manual_seed(seed)
 
 
+def load_pack(path: str) -> np.ndarray:
+    """Training crops uint8 (N, S, S, 3) from a pack: a raw .npy (memory-mapped),
+    or a compact .npz of lossless WebP crops (training/make_pack.py --compact),
+    small enough to travel to a GPU machine."""
+    if path.endswith(".npz"):
+        import io
+
+        from PIL import Image
+
+        with np.load(path) as z:
+            blob, ends = z["blob"], z["ends"]
+        starts = np.concatenate([[0], ends[:-1]])
+        return np.stack([np.asarray(Image.open(io.BytesIO(blob[a:b].tobytes())).convert("RGB"))
+                         for a, b in zip(starts, ends)])
+    return np.load(path, mmap_mode="r")
+
+
 class Crops:
     """Random crops from the pack (N, S, S, 3) uint8, with flips and 90° turns."""
 
-    def __init__(self, path: str, size: int, seed: int):
-        self.data = np.load(path, mmap_mode="r")
+    def __init__(self, path_or_array, size: int, seed: int):
+        self.data = load_pack(path_or_array) if isinstance(path_or_array, str) else path_or_array
         self.size = size
         self.rng = np.random.default_rng(seed)
 
@@ -100,6 +117,23 @@ def real_jpeg(batch: np.ndarray, tables: np.ndarray, requant=None) -> tuple[np.n
         data = encode_array(np.ascontiguousarray(im), t)
         dec[i], bits[i] = decode_array(data), 8 * len(data)
     return dec, bits
+
+
+def jpegplus_table_at(quality: int) -> np.ndarray:
+    """The training table family at internal JPEG quality 1..100: int (2, 8, 8)."""
+    return jpegplus_tables(int(quality), FLATNESS, CHROMA_WEIGHT)
+
+
+def table_batch(rng: np.random.Generator, n: int, qualities: tuple[int, int], standard: bool) -> np.ndarray:
+    """(n, 2, 8, 8) int tables at qualities uniform in qualities[0]..qualities[1]:
+    libjpeg's standard tables, or the training family."""
+    qs = rng.integers(qualities[0], qualities[1] + 1, n)
+    return np.stack([standard_tables(int(q)) if standard else jpegplus_table_at(q) for q in qs])
+
+
+def cosine_lr(peak: float, step: int, steps: int) -> float:
+    """Learning rate at `step` of `steps`: half a cosine from `peak` to 0."""
+    return float(peak * 0.5 * (1 + np.cos(np.pi * min(step, steps) / steps)))
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .fakecodec import FakeCodec
-from .nets import PostNet, PreNet
+from .nets import BlockPostNet, PostNet, PreNet
 
-MODELS: dict[str, type] = {"PreNet": PreNet, "PostNet": PostNet, "FakeCodec": FakeCodec}
+MODELS: dict[str, type] = {"PreNet": PreNet, "PostNet": PostNet, "BlockPostNet": BlockPostNet, "FakeCodec": FakeCodec}
 
 
 def build(name: str, config: dict):

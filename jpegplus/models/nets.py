@@ -52,3 +52,61 @@ class PostNet(nn.Module):
         u = F.pixel_unshuffle(base, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
         return base + F.pixel_shuffle(self.trunk(torch.cat([u, condition_maps(u, level, flag)], 1)), 4)
+
+
+class BlockPostNet(nn.Module):
+    """Decoded RGB at 1/scale → full-size RGB (PostNet v2): bicubic ×scale, then a
+    learned residual from two paths that meet in the middle.
+
+    - detail path at ½ resolution (pixel-unshuffle by 2: 12 values per cell,
+      `channels` wide), where ringing and fine texture live;
+    - context path at ⅛ resolution (a 4×4 stride-4 conv from the detail path):
+      one position per 8×8 block of a scale-1 file, so `context` channels see
+      whole blocks and `context_depth` 3×3 convs reach 8 px further each, cheaply.
+      Its transposed conv back to ½ resolution tells the detail path each
+      pixel's place in its block, which is what deblocking needs.
+
+    Multiply-adds per output pixel ≈ 9·c²/4·(2·detail_depth + 1) + 9·k²/64·context_depth
+    + 2·16·c·k/64 (c = channels, k = context); the defaults ≈ 22 k.
+    """
+
+    def __init__(self, channels: int = 32, context: int = 128, detail_depth: int = 2, context_depth: int = 4):
+        super().__init__()
+        self.config = {"channels": channels, "context": context, "detail_depth": detail_depth,
+                       "context_depth": context_depth}
+        c, k = channels, context
+        self.stem = nn.Conv2d(12 + 2, c, 3, padding=1)
+        self.detail_in = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(detail_depth))
+        self.down = nn.Conv2d(c, k, 4, stride=4)
+        self.context = nn.ModuleList(nn.Conv2d(k, k, 3, padding=1) for _ in range(context_depth))
+        self.up = nn.ConvTranspose2d(k, c, 4, stride=4)
+        self.detail_out = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(detail_depth))
+        self.head = nn.Conv2d(c, 12, 3, padding=1)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        for m in (self.up, self.head):  # a fresh network is the identity around its skips
+            nn.init.zeros_(m.weight)
+
+    def reach(self, scale: int) -> int:
+        """Input pixels of context an output pixel depends on, each side."""
+        d = len(self.detail_in)
+        # detail convs reach 2 px each, the unshuffle cell 1 px, a block's 8×8 cell 7 px on the way down and up
+        full = 2 * (2 * d + 2) + 1 + 14 + 8 * len(self.context)  # in pixels of the ×scale base
+        return full if scale == 1 else -(-full // 2) + 2  # bicubic ×2 adds 2 input pixels of taps
+
+    def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
+        base = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
+        u = F.pixel_unshuffle(base, 2) - 0.5  # centred input
+        flag = torch.full_like(level, float(scale == 2))
+        f = F.relu(self.stem(torch.cat([u, condition_maps(u, level, flag)], 1)))
+        for conv in self.detail_in:
+            f = F.relu(conv(f))
+        g = F.relu(self.down(f))
+        for conv in self.context:
+            g = F.relu(g + conv(g))
+        f = F.relu(f + self.up(g))
+        for conv in self.detail_out:
+            f = F.relu(conv(f))
+        return base + F.pixel_shuffle(self.head(f), 2)

@@ -1,0 +1,67 @@
+"""How much a PostNet restores: dB over the same real JPEG files decoded without it.
+
+A fixed set of val/ centre crops is coded as users' files are (jpegplus files
+through the frozen PreNet and the encoder's requantisation, or plain JPEGs with
+libjpeg's standard tables), and PSNR-RGB with PostNet is compared with PSNR of
+the plain decode (bicubic ×2 for half-size files: PostNet's own base).
+Used as the running check of training/train_post.py; whole-image figures at
+user quality come from the benchmark.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from jpegplus.tables import quant_level
+from training.common import REQUANT, jpegplus_table_at, real_jpeg, to_tensor
+from jpegplus.tables import standard_tables
+
+# (name, scale, standard tables?, internal JPEG quality)
+VAL_SETTINGS = [("jp20", 1, False, 20), ("jp50", 1, False, 50), ("jp80", 1, False, 80),
+                ("jp_half30", 2, False, 30), ("std10", 1, True, 10), ("std50", 1, True, 50)]
+
+
+def val_crops(folder: str, n: int = 8, size: int = 256) -> np.ndarray:
+    """Centre crops uint8 (n, size, size, 3) of the first n images (sorted) under `folder`."""
+    files = sorted(glob.glob(os.path.join(folder, "**", "*.png"), recursive=True))[:n]
+    if not files:
+        raise SystemExit(f"no PNG under {folder}")
+    out = []
+    for f in files:
+        im = np.asarray(Image.open(f).convert("RGB"))
+        y, x = (im.shape[0] - size) // 2, (im.shape[1] - size) // 2
+        out.append(im[y:y + size, x:x + size])
+    return np.stack(out)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR-RGB per image (N,) in dB of float batches (N, 3, H, W) in 0..255."""
+    return 10 * torch.log10(255 ** 2 / ((a - b) ** 2).mean((1, 2, 3)).clamp_min(1e-6))
+
+
+@torch.no_grad()
+def gains(post, pre, crops: np.ndarray) -> dict:
+    """Mean PSNR gain (dB) of `post` over the plain decode, per VAL_SETTINGS entry."""
+    was_training = post.training
+    post.eval()
+    device = next(post.parameters()).device
+    x = to_tensor(crops)
+    out = {}
+    for name, scale, standard, q in VAL_SETTINGS:
+        t = standard_tables(q) if standard else jpegplus_table_at(q)
+        tables = np.repeat(t[None], len(crops), 0)
+        level = torch.full((len(crops),), quant_level(t))
+        stored = crops if standard else \
+            (pre(x / 255, level, scale).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+        decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(crops))
+        y = to_tensor(decoded) / 255
+        plain = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
+        rec = (post(y.to(device), level.to(device), scale).float().cpu().clamp(0, 1) * 255).round()
+        out[name] = round(float((psnr(rec, x) - psnr((plain.clamp(0, 1) * 255).round(), x)).mean()), 3)
+    post.train(was_training)
+    return out

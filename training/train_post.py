@@ -1,0 +1,161 @@
+"""PostNet v2: train a restoration network from scratch on real JPEG output.
+
+Every batch is coded for real, as users' files are:
+- jpegplus files: the shipped (frozen) PreNet, the encoder's requantisation and
+  its table family at an internal quality drawn uniformly (Q1 at scale 1, Q2 at
+  scale 2, where the ladder may go at low rates), then libjpeg-turbo;
+- plain JPEGs (`enhance=True`): libjpeg's standard tables at QSTD, for a
+  `--standard-share` of the scale-1 batches.
+The loss is the mean per-sample RMSE (0..255 levels): finetune_post measured
+that a log loss learns nothing and a plain MSE hurts the finest qualities.
+
+Batches are made by `--workers` processes (real JPEG is CPU work), each from
+its own seed, so a GPU is not starved and the data do not depend on the number
+of workers. `--minutes` gives the run a wall-time budget: the learning rate
+then follows the budget, and the run stops when it is spent.
+
+Resumable and seeded: the checkpoint (`--out`) is written every `--save-every`
+seconds and at the end, so a run cut off at any moment keeps its progress;
+rerunning the same command continues it. Every `--eval-every` steps the gain
+in dB over the same files decoded without PostNet is measured on fixed val/
+crops, next to the shipped PostNet's gain (training/evaluate_post.py).
+
+    python -m training.train_post --out runs/post_v2.pt --steps 9000 --threads 1
+    python -m training.train_post --device cuda --workers 14 --batch 64 --minutes 5 --pack packs/gpu_pack.npz
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import time
+
+import numpy as np
+import torch
+
+from jpegplus.bundle import load_bundle
+from jpegplus.models import build
+from jpegplus.tables import quant_level
+from training.common import (REQUANT, Crops, add_loop_args, cosine_lr, load_checkpoint, load_pack, real_jpeg,
+                             restore_net, save_checkpoint, start_run, table_batch, to_tensor)
+from training.evaluate_post import gains, val_crops
+
+Q1 = (5, 100)    # internal quality range of jpegplus files at scale 1
+Q2 = (5, 80)     # and at scale 2 (low rates: the ladder's bottom)
+QSTD = (5, 95)   # standard-table quality of plain JPEGs
+
+_maker: dict = {}  # per process: the pack, the frozen PreNet and the options
+
+
+def init_maker(pack, weights, options: dict) -> None:
+    """Set up batch making in this process (a worker, or the main one)."""
+    torch.set_num_threads(1 if multiprocessing.parent_process() else torch.get_num_threads())
+    _maker.update(pack=load_pack(pack) if isinstance(pack, str) else pack,
+                  pre=load_bundle(weights, names=("pre",)).nets["pre"], **options)
+
+
+def make_batch(index: int):
+    """Training batch number `index`: (originals, decoded) uint8 (N, H, W, 3),
+    levels (N,) float32, scale. Depends only on the options and `index`."""
+    o = _maker
+    rng = np.random.default_rng([o["seed"], index])
+    crops = Crops(o["pack"], o["crop"], 0)
+    crops.rng = rng
+    scale = 2 if rng.random() < o["scale2_share"] else 1
+    standard = scale == 1 and rng.random() < o["standard_share"]
+    tables = table_batch(rng, o["batch"], QSTD if standard else (Q2 if scale == 2 else Q1), standard)
+    level = np.array([quant_level(t) for t in tables], np.float32)
+    x = crops.batch(o["batch"])
+    if standard:
+        stored = x
+    else:
+        with torch.inference_mode():
+            y = o["pre"](to_tensor(x) / 255, torch.from_numpy(level), scale)
+        stored = (y.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(tables))
+    return x, decoded, level, scale
+
+
+def batches(cfg: dict, first: int):
+    """Batches first, first + 1, ... made in this process or by a pool of workers."""
+    options = {k: cfg[k] for k in ("seed", "crop", "batch", "scale2_share", "standard_share")}
+    if cfg["workers"] <= 0:
+        init_maker(cfg["pack"], cfg["weights"], options)
+        index = first
+        while True:
+            yield make_batch(index)
+            index += 1
+    with multiprocessing.get_context("spawn").Pool(cfg["workers"], init_maker,
+                                                   (cfg["pack"], cfg["weights"], options)) as pool:
+        yield from pool.imap(make_batch, range(first, 1 << 40), chunksize=1)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    add_loop_args(ap, steps=20000, batch=16, crop=128, lr=5e-4, seed=3, out="runs/post_v2.pt")
+    ap.add_argument("--net", default="BlockPostNet", help="a class of jpegplus.models.MODELS")
+    ap.add_argument("--config", default='{"channels": 32, "context": 96, "detail_depth": 1, "context_depth": 4}')
+    ap.add_argument("--standard-share", type=float, default=0.25, help="share of scale-1 batches coded as plain JPEG")
+    ap.add_argument("--scale2-share", type=float, default=0.3, help="share of batches stored at half size")
+    ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
+    ap.add_argument("--val", default="../shared/data/val/cid22", help="folder of val/ images for the running check")
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--save-every", type=float, default=60.0, help="seconds between checkpoints")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=0, help="batch-making processes (0: in this process)")
+    ap.add_argument("--minutes", type=float, default=None, help="wall-time budget of this run (replaces --steps)")
+    cfg = vars(ap.parse_args(argv))
+    log, _ = start_run(cfg)
+    device = torch.device(cfg["device"])
+
+    # Model, optimiser, resume.
+    pre = load_bundle(cfg["weights"], names=("pre",)).nets["pre"]
+    ckpt = load_checkpoint(cfg["out"])
+    post = restore_net(ckpt["models"]["post"]) if ckpt else build(cfg["net"], json.loads(cfg["config"]))
+    post = post.to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(post.parameters(), lr=cfg["lr"])
+    step, wall = 0, 0.0
+    if ckpt:
+        opt.load_state_dict(ckpt["optimizer"])
+        step, wall = ckpt["step"], ckpt["extra"]["wall_s"]
+        log(event="resume", step=step)
+    val = val_crops(cfg["val"])
+    if not ckpt:
+        log(event="start", params=sum(p.numel() for p in post.parameters()),
+            shipped_gain_db=gains(load_bundle(cfg["weights"], names=("post",)).nets["post"], pre, val))
+
+    # Loop.
+    t0 = last_save = time.time()
+    budget = cfg["minutes"] * 60 if cfg["minutes"] else None
+    for x, decoded, level, scale in batches(cfg, step):
+        spent = wall + time.time() - t0
+        progress = spent / budget if budget else step / cfg["steps"]
+        if progress >= 1:
+            break
+        lr = cosine_lr(cfg["lr"], progress, 1.0)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = (to_tensor(x) / 255).to(device, memory_format=torch.channels_last)
+        y = (to_tensor(decoded) / 255).to(device, memory_format=torch.channels_last)
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            x_hat = post(y, torch.from_numpy(level).to(device), scale)
+        mse = ((x_hat.float() - x) * 255).pow(2).mean((1, 2, 3))
+        loss = torch.sqrt(mse + 1e-3).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(post.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0:
+            log(step=step, scale=scale, rmse=round(loss.item(), 3), lr=round(lr, 7))
+        if step % cfg["eval_every"] == 0:
+            log(step=step, gain_db=gains(post, pre, val))
+        if time.time() - last_save > cfg["save_every"]:
+            save_checkpoint(cfg["out"], step, cfg, {"post": post}, opt, {"wall_s": wall + time.time() - t0})
+            last_save = time.time()
+    save_checkpoint(cfg["out"], step, cfg, {"post": post}, opt, {"wall_s": wall + time.time() - t0})
+    log(event="done", step=step, wall_s=round(wall + time.time() - t0, 1), gain_db=gains(post, pre, val))
+
+
+if __name__ == "__main__":
+    main()
