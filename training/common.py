@@ -20,6 +20,7 @@ FLATNESS, CHROMA_WEIGHT = 0.3, 0.6
 # The encoder's requantisation (jpegplus/requant.py): dead-zone threshold and
 # end-of-block λ factor, chosen on val/ by training/requant_sweep.py.
 REQUANT = {"deadzone": 0.6, "eob": 0.1}
+SCALE2_MAX_Q = 60  # stages b and c: internal qualities 1..60 at scale 2, where halving can pay
 
 
 def add_loop_args(ap, *, steps: int, batch: int, crop: int, lr: float, seed: int, out: str):
@@ -134,6 +135,11 @@ def table_batch(rng: np.random.Generator, n: int, qualities: tuple[int, int], st
 def cosine_lr(peak: float, step: int, steps: int) -> float:
     """Learning rate at `step` of `steps`: half a cosine from `peak` to 0."""
     return float(peak * 0.5 * (1 + np.cos(np.pi * min(step, steps) / steps)))
+
+
+def scale_at(step: int) -> int:
+    """Stages b and c: every third step is trained at scale 2, the others at scale 1."""
+    return 2 if step % 3 == 2 else 1
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:

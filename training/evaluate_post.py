@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from jpegplus.tables import quant_level
-from training.common import REQUANT, jpegplus_table_at, real_jpeg, to_tensor
+from training.common import REQUANT, jpegplus_table_at, load_pack, real_jpeg, to_tensor
 from jpegplus.tables import standard_tables
 
 # (name, scale, standard tables?, internal JPEG quality)
@@ -26,11 +26,14 @@ VAL_SETTINGS = [("jp20", 1, False, 20), ("jp50", 1, False, 50), ("jp80", 1, Fals
                 ("jp_half30", 2, False, 30), ("std10", 1, True, 10), ("std50", 1, True, 50)]
 
 
-def val_crops(folder: str, n: int = 8, size: int = 256) -> np.ndarray:
-    """Centre crops uint8 (n, size, size, 3) of the first n images (sorted) under `folder`."""
-    files = sorted(glob.glob(os.path.join(folder, "**", "*.png"), recursive=True))[:n]
+def val_crops(source: str, n: int = 8, size: int = 256) -> np.ndarray:
+    """Centre crops uint8 (n, size, size, 3) of the first n images (sorted) under
+    the folder `source`, or the crops of a pack file (training/make_pack.py --centre)."""
+    if source.endswith((".npz", ".npy")):
+        return np.asarray(load_pack(source))
+    files = sorted(glob.glob(os.path.join(source, "**", "*.png"), recursive=True))[:n]
     if not files:
-        raise SystemExit(f"no PNG under {folder}")
+        raise SystemExit(f"no PNG under {source}")
     out = []
     for f in files:
         im = np.asarray(Image.open(f).convert("RGB"))

@@ -14,22 +14,12 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
 from jpegplus.tables import quant_level
-from training.common import (REQUANT, add_loop_args, Crops, load_checkpoint, real_jpeg, restore_net, sample_tables,
-                             save_checkpoint, start_run, to_tensor)
-from training.train_prepost import ROUNDING_MSE, SCALE2_MAX_Q
-
-
-# Per-sample loss of the MSE (0..255²). "mse" is ruled by the coarsest
-# qualities (50× the error of fine ones) and, measured after 400 steps, hurts
-# the finest (−0.08 dB at q80); "log" weighs every quality alike, as a BD-rate
-# does, but learns nothing (0.00 dB everywhere: the fine qualities'
-# unpredictable noise drowns the signal); "rmse" sits between and is the default
-# (+0.35 dB at q5, +0.17 at q20, −0.04 at q80 after the same 400 steps).
-LOSSES = {"mse": lambda m: m, "rmse": torch.sqrt, "log": torch.log}
+from training.common import (REQUANT, SCALE2_MAX_Q, Crops, add_loop_args, cosine_lr, load_checkpoint, real_jpeg,
+                             restore_net, sample_tables, save_checkpoint, scale_at, start_run, to_tensor)
+from training.losses import LOSSES, restoration_loss
 
 
 def main(argv=None):
@@ -64,10 +54,10 @@ def main(argv=None):
 
     t0 = time.time()
     while step < cfg["steps"]:
-        lr = float(cfg["lr"] * 0.5 * (1 + np.cos(np.pi * step / cfg["steps"])))
+        lr = cosine_lr(cfg["lr"], step, cfg["steps"])
         for g in opt.param_groups:
             g["lr"] = lr
-        scale = 2 if step % 3 == 2 else 1
+        scale = scale_at(step)
         tables, standard = sample_tables(rng, cfg["batch"], cfg["standard_share"] if scale == 1 else 0.0,
                                          max_quality=SCALE2_MAX_Q if scale == 2 else 100, flags=True)
         requant = [None if s else json.loads(cfg["requant"]) for s in standard]  # plain JPEGs (enhance=True): libjpeg's own
@@ -79,8 +69,7 @@ def main(argv=None):
             stored = (pre(x, level, scale).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
         decoded, _ = real_jpeg(stored, tables.long().numpy(), requant)
         x_hat = post(to_tensor(decoded) / 255, level, scale)
-        mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
-        loss = LOSSES[cfg["loss"]](mse + ROUNDING_MSE).mean()
+        loss, mse = restoration_loss(x_hat, x, cfg["loss"])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(post.parameters(), 1.0)

@@ -8,6 +8,7 @@ is reproducible.
 
     python -m training.make_pack --crops 6000 --size 128
     python -m training.make_pack --crops 3200 --size 128 --compact --out packs/gpu_pack.npz
+    python -m training.make_pack --data ../shared/data/val/cid22 --centre 8 --size 256 --compact --out packs/val_crops.npz
 """
 from __future__ import annotations
 
@@ -41,7 +42,13 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compact", action="store_true", help="lossless WebP .npz instead of raw .npy")
+    ap.add_argument("--centre", type=int, default=0,
+                    help="instead: one centre crop of each of the first N images (the val/ check of train_post)")
     args = ap.parse_args(argv)
+    if args.centre:
+        from training.evaluate_post import val_crops
+
+        return write(val_crops(args.data, args.centre, args.size), args)
     rng = np.random.default_rng(args.seed)
     files = sorted(glob.glob(os.path.join(args.data, "**", "*.png"), recursive=True))
     if not files:
@@ -56,13 +63,17 @@ def main(argv=None):
         y = rng.integers(0, im.shape[0] - s + 1)
         x = rng.integers(0, im.shape[1] - s + 1)
         out[i] = im[y:y + s, x:x + s]
+    write(out, args)
+
+
+def write(crops: np.ndarray, args) -> None:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     if args.compact:
-        np.savez(args.out, **webp_pack(out))
+        np.savez(args.out, **webp_pack(crops))
     else:
-        np.save(args.out, out)
+        np.save(args.out, crops)
     mb = os.path.getsize(args.out) / 2**20
-    print(f"{args.crops} crops of {s}×{s} from {len(files)} images → {args.out} ({mb:.1f} MiB)")
+    print(f"{len(crops)} crops of {crops.shape[1]}×{crops.shape[2]} from {args.data} → {args.out} ({mb:.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-"""Rebuild the shipped weights from scratch on this 2-core machine: the `cpu` preset.
+"""Rebuild the networks from scratch, one preset at a time.
 
 Runs every stage in order, each resumable (rerun the command after an
 interruption and finished stages are skipped), and records the wall time of
-each stage in runs/rebuild.json, which the model card quotes.
+each stage in <out>/rebuild.json, which the model card quotes.
 
-    python -m training.rebuild            # ≈ 2 h of stage time on 2 CPU cores (see weights/MODEL_CARD.md)
+    python -m training.rebuild                        # cpu: the v1 model, ≈ 2 h on 2 CPU cores (weights/MODEL_CARD.md)
+    python -m training.rebuild --preset gpu-pack      # here: the packs the GPU preset reads (packs/, ≈ 48 MiB)
+    python -m training.rebuild --preset gpu --out $OUT   # on one H100: PostNet v2 in 5 min, checkpoint every minute
+    python -m training.rebuild --preset smoke --out /tmp/smoke   # the gpu preset in miniature, on the CPU (a test runs it)
+
+The gpu preset needs no ../shared: it reads packs/gpu_pack.npz (lossless
+training crops) and packs/val_crops.npz (the val/ check), which travel with the
+working tree (carry them), and writes checkpoint and logs to --out.
 
 The table family and the requantisation are constants in training/common.py
 (FLATNESS, CHROMA_WEIGHT, REQUANT), chosen on val/ beforehand; the
@@ -19,7 +26,30 @@ import subprocess
 import sys
 import time
 
+GPU_PACK = "packs/gpu_pack.npz"
+VAL_PACK = "packs/val_crops.npz"
+
 PRESETS = {
+    "gpu-pack": [
+        ("pack", ["training.make_pack", "--data", "{train}", "--crops", "3200", "--size", "128", "--compact",
+                  "--out", GPU_PACK], GPU_PACK),
+        ("val_pack", ["training.make_pack", "--data", "{val}", "--centre", "8", "--size", "256", "--compact",
+                      "--out", VAL_PACK], VAL_PACK),
+    ],
+    "gpu": [
+        ("post_v2", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
+                     "--batch", "64", "--lr", "1e-3", "--minutes", "5", "--eval-every", "2000",
+                     "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
+    ],
+    "smoke": [
+        ("pack", ["training.make_pack", "--data", "{train}", "--crops", "24", "--size", "64", "--compact",
+                  "--out", "{out}/pack.npz"], "{out}/pack.npz"),
+        ("val_pack", ["training.make_pack", "--data", "{val}", "--centre", "2", "--size", "64", "--compact",
+                      "--out", "{out}/val.npz"], "{out}/val.npz"),
+        ("post_v2", ["training.train_post", "--device", "cpu", "--workers", "1", "--threads", "1",
+                     "--batch", "2", "--crop", "64", "--minutes", "0.15", "--eval-every", "1000",
+                     "--pack", "{out}/pack.npz", "--val", "{out}/val.npz", "--out", "{out}/post_v2.pt"], None),
+    ],
     "cpu": [
         ("pack", ["training.make_pack", "--crops", "6000", "--size", "128"], "packs/train_crops.npy"),
         ("fakecodec", ["training.train_fakecodec", "--steps", "1500"], None),
@@ -46,11 +76,17 @@ PRESETS = {
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    ap.add_argument("--log", default="runs/rebuild.json")
+    ap.add_argument("--out", default="runs", help="folder of checkpoints and logs")
+    ap.add_argument("--train-data", default="../shared/data/train")
+    ap.add_argument("--val-data", default="../shared/data/val/cid22")
     args = ap.parse_args(argv)
-    os.makedirs("runs", exist_ok=True)
-    done = json.load(open(args.log)) if os.path.exists(args.log) else {}
+    os.makedirs(args.out, exist_ok=True)
+    log = os.path.join(args.out, "rebuild.json")
+    done = json.load(open(log)) if os.path.exists(log) else {}
+    paths = {"out": args.out, "train": args.train_data, "val": args.val_data}
     for name, cmd, product in PRESETS[args.preset]:
+        cmd = [c.format(**paths) for c in cmd]
+        product = product and product.format(**paths)
         if name in done or (product and os.path.exists(product)):
             print(f"[{name}] done already", flush=True)
             continue
@@ -58,10 +94,10 @@ def main(argv=None):
         t0 = time.time()
         subprocess.run([sys.executable, "-m", *cmd], check=True)
         done[name] = {"wall_s": round(time.time() - t0, 1), "command": "python -m " + " ".join(cmd)}
-        with open(args.log, "w") as f:
+        with open(log, "w") as f:
             json.dump(done, f, indent=1)
     total = sum(v["wall_s"] for v in done.values())
-    print(f"rebuilt in {total / 60:.1f} min ({args.log})")
+    print(f"rebuilt in {total / 60:.1f} min ({log})")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from jpegplus.tables import quant_level
 from training.common import (REQUANT, Crops, add_loop_args, cosine_lr, load_checkpoint, load_pack, real_jpeg,
                              restore_net, save_checkpoint, start_run, table_batch, to_tensor)
 from training.evaluate_post import gains, val_crops
+from training.losses import restoration_loss
 
 Q1 = (5, 100)    # internal quality range of jpegplus files at scale 1
 Q2 = (5, 80)     # and at scale 2 (low rates: the ladder's bottom)
@@ -139,8 +140,7 @@ def main(argv=None):
         y = (to_tensor(decoded) / 255).to(device, memory_format=torch.channels_last)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             x_hat = post(y, torch.from_numpy(level).to(device), scale)
-        mse = ((x_hat.float() - x) * 255).pow(2).mean((1, 2, 3))
-        loss = torch.sqrt(mse + 1e-3).mean()
+        loss, _ = restoration_loss(x_hat, x)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(post.parameters(), 1.0)

@@ -31,12 +31,10 @@ import torch
 
 from jpegplus.models import build
 from jpegplus.models.diffjpeg import ste_round
-from jpegplus.tables import jpegplus_tables, quant_level
-from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load_checkpoint, real_jpeg, restore_net,
-                             save_checkpoint, start_run, to_tensor)
-
-SCALE2_MAX_Q = 60
-ROUNDING_MSE = 1 / 12  # MSE of rounding to 8 bits: a floor every real output has; keeps log finite
+from jpegplus.tables import quant_level
+from training.common import (SCALE2_MAX_Q, Crops, add_loop_args, cosine_lr, jpegplus_table_at, load_checkpoint,
+                             real_jpeg, restore_net, save_checkpoint, scale_at, start_run, to_tensor)
+from training.losses import rd_loss, rd_slope
 
 
 def codec_slopes(crops: Crops, n: int = 48) -> np.ndarray:
@@ -45,22 +43,18 @@ def codec_slopes(crops: Crops, n: int = 48) -> np.ndarray:
     qs = np.arange(1, 101)
     mse, bpp = [], []
     for q in qs:
-        t = np.repeat(jpegplus_tables(int(q), FLATNESS, CHROMA_WEIGHT)[None], n, 0)
+        t = np.repeat(jpegplus_table_at(q)[None], n, 0)
         dec, bits = real_jpeg(batch, t)
         mse.append(np.mean((dec.astype(float) - batch) ** 2))
         bpp.append(bits.sum() / (n * batch.shape[1] * batch.shape[2]))
-    mse, bpp = np.array(mse), np.array(bpp)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = -np.gradient(mse, bpp)
-    ok = np.isfinite(slope) & (slope > 0)  # the coarsest qualities share clipped tables: no slope there
-    slope = np.interp(qs, qs[ok], slope[ok])
+    slope = rd_slope(mse, bpp, qs)
     # smooth in log domain and keep positive
     slope = np.exp(np.convolve(np.log(np.clip(slope, 1e-3, None)), np.ones(9) / 9, mode="same"))
     return slope
 
 
 def tables_for(qs) -> torch.Tensor:
-    return torch.from_numpy(np.stack([jpegplus_tables(int(q), FLATNESS, CHROMA_WEIGHT) for q in qs])).float()
+    return torch.from_numpy(np.stack([jpegplus_table_at(q) for q in qs])).float()
 
 
 def main(argv=None):
@@ -98,11 +92,10 @@ def main(argv=None):
 
     t0 = time.time()
     while step < cfg["steps"]:
-        frac = step / cfg["steps"]
-        lr = float(cfg["lr"] * 0.5 * (1 + np.cos(np.pi * frac)))
+        lr = cosine_lr(cfg["lr"], step, cfg["steps"])
         for g in opt.param_groups:
             g["lr"] = lr
-        scale = 2 if step % 3 == 2 else 1
+        scale = scale_at(step)
         qs = rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, cfg["batch"])
         tables = tables_for(qs)
         level = torch.tensor([quant_level(t.numpy()) for t in tables])
@@ -117,7 +110,7 @@ def main(argv=None):
         x_hat = post(out["x_hat"].clamp(0, 255) / 255, level, scale)
         mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
         bpp = out["bits"] / (x.shape[2] * x.shape[3])
-        loss = torch.log(mse + lam * bpp + ROUNDING_MSE).mean()
+        loss = rd_loss(mse, bpp, lam)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(pre.parameters()) + list(post.parameters()), 1.0)

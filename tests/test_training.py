@@ -1,0 +1,52 @@
+"""The v2 training path: the smoke preset (the GPU preset in miniature, on the CPU),
+resumable checkpoints, and BlockPostNet's stated reach."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from jpegplus.models import build
+from training import rebuild
+from training.common import load_checkpoint, restore_net
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
+    args = ["--preset", "smoke", "--out", str(tmp_path), "--train-data", FIXTURES, "--val-data", FIXTURES]
+    rebuild.main(args)
+    ckpt = load_checkpoint(str(tmp_path / "post_v2.pt"))
+    assert ckpt["step"] > 5
+    net = restore_net(ckpt["models"]["post"])
+    assert type(net).__name__ == "BlockPostNet"
+    assert ckpt["extra"]["wall_s"] == pytest.approx(0.15 * 60, abs=5)  # the --minutes budget
+    log = json.loads((tmp_path / "rebuild.json").read_text())
+    assert set(log) == {"pack", "val_pack", "post_v2"}
+    capsys.readouterr()
+    rebuild.main(args)  # a second run finds every stage done
+    assert capsys.readouterr().out.count("done already") == 3
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_block_postnet_is_identity_at_start_and_local(scale):
+    torch.manual_seed(0)
+    net = build("BlockPostNet", {"channels": 16, "context": 32, "detail_depth": 1, "context_depth": 2}).eval()
+    side = 128 // scale
+    y = torch.rand(1, 3, side, side)
+    with torch.no_grad():
+        base = net(y, torch.tensor([0.3]), scale)
+        torch.nn.init.normal_(net.up.weight, std=0.1)
+        torch.nn.init.normal_(net.head.weight, std=0.1)
+        out = net(y, torch.tensor([0.3]), scale)
+        y2 = y.clone()
+        y2[..., 0, 0] += 0.5  # one input pixel in the corner
+        changed = (net(y2, torch.tensor([0.3]), scale) - out).abs().amax(1)[0] > 1e-6
+    plain = y if scale == 1 else torch.nn.functional.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
+    assert torch.allclose(base, plain, atol=1e-6)  # zero-initialised output: the bicubic base
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    reach_out = net.reach(scale) * scale  # in output pixels
+    assert rows.max() <= reach_out and cols.max() <= reach_out
+    assert rows.max() >= reach_out // 3  # the stated reach is not wildly loose
