@@ -60,7 +60,8 @@ def load_rgb(path: Path) -> np.ndarray:
 def build_codecs(qualities, ablations: bool, nofake_folder: Path | None,
                  anchor_qualities=peers.ANCHOR_QUALITIES) -> tuple[list[peers.Codec], list[str], dict]:
     """Codecs in evaluation order (a codec that reuses another's files comes
-    after it), notes on what was skipped, and the default bundle's manifest.
+    after it), notes on what was skipped, and the default bundle's manifest
+    (jpegplus.bundle.Manifest).
     `qualities` are jpegplus's; the anchor, the peers and PostNet-alone use
     `anchor_qualities`."""
     from .bundle import default_bundle, load_bundle, weights_dir
@@ -230,7 +231,7 @@ def measure_speed(paths: list[Path], quality: int = SPEED_QUALITIES[0], progress
 
 # ---------------------------------------------------------------- reporting
 
-def environment(manifest: dict, argv: list[str]) -> dict:
+def environment(manifest, argv: list[str]) -> dict:
     import PIL
     import torch
     from PIL import features
@@ -254,7 +255,7 @@ def environment(manifest: dict, argv: list[str]) -> dict:
         "pillow": PIL.__version__,
         "libjpeg_turbo": features.version("libjpeg_turbo"),
         "jpegplus": jpegplus.__version__,
-        "model_id": manifest.get("model_id"),
+        "model_id": manifest.model_id,
         "command": shlex.join(["jpegplus", "bench", *argv]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -424,7 +425,7 @@ def main(argv=None) -> int:
     from .plots import rd_plot
 
     rd_plot(curves, peers.ANCHOR, args.out / "rd.png",
-            title=f"{args.folder.name}: {len(paths)} images, model {manifest.get('model_id')}")
+            title=f"{args.folder.name}: {len(paths)} images, model {manifest.model_id}")
     print(table)
     print(f"\nWrote {args.out / 'results.json'}, results.md and rd.png in {results['seconds']:.0f} s.")
     return 0

@@ -2,8 +2,10 @@
 
 weights/manifest.json names each network with its class (a key of
 jpegplus.models.MODELS), config, file and sha256, plus the quantisation-table
-family and the quality ladder. Tensors are read with safetensors, which never
-executes code from the file.
+family and the quality ladder. It is read and checked once, here, into small
+frozen types (Manifest, NetEntry, TableFamily, Ladder); no other module reads
+the JSON. Reading a manifest needs no torch; loading the networks does.
+Tensors are read with safetensors, which never executes code from the file.
 """
 from __future__ import annotations
 
@@ -11,26 +13,37 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file
+import numpy as np
 
 from .errors import WeightsError
-from .models import build
+from .requant import requantise
+from .tables import jpegplus_tables
 
 ENV_VAR = "JPEGPLUS_WEIGHTS"
 FIX_HINT = ("Reinstall jpegplus (pip install --force-reinstall jpegplus), restore weights/ from the repository "
             "(git checkout -- weights), or set JPEGPLUS_WEIGHTS to a folder holding a good manifest.json.")
+LADDER_ROWS = 100  # one row per user quality 1..100
 
 
 def weights_dir() -> Path:
-    """Folder of manifest.json: $JPEGPLUS_WEIGHTS, else the packaged jpegplus.weights."""
+    """Folder of manifest.json: $JPEGPLUS_WEIGHTS, else the packaged jpegplus.weights.
+
+    WeightsError (with the fix) when jpegplus is imported from a source
+    checkout that was never installed: weights/ becomes jpegplus.weights only
+    on installation."""
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
-    return Path(str(resources.files("jpegplus.weights")))
+    try:
+        return Path(str(resources.files("jpegplus.weights")))
+    except ModuleNotFoundError:
+        checkout = Path(__file__).resolve().parent.parent / "weights"
+        raise WeightsError(f"jpegplus.weights is not installed: jpegplus is imported from a source checkout "
+                           f"({Path(__file__).resolve().parent}) that was never installed. Install it "
+                           f"(pip install -e . in the repository, or make test), or set {ENV_VAR}={checkout}.") from None
 
 
 def sha256_of(path: Path) -> str:
@@ -41,35 +54,216 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-@dataclass
+# ---------------------------------------------------------------- the manifest, typed
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _whole(v, lo: int, hi: int) -> bool:
+    return _number(v) and float(v).is_integer() and lo <= v <= hi
+
+
+@dataclass(frozen=True)
+class TableFamily:
+    """The quantisation tables jpegplus encodes with and the encoder's
+    requantisation: the manifest's "tables".
+
+    Tables are T = m·(S/m)^flatness with chroma weighted by chroma_weight
+    (jpegplus.tables); deadzone and eob are jpegplus.requant's options
+    (absent in older manifests: 0.5 and 0, libjpeg's own quantiser)."""
+    flatness: float
+    chroma_weight: float
+    deadzone: float = 0.5
+    eob: float = 0.0
+
+    def tables(self, quality: int) -> np.ndarray:
+        """Tables at internal JPEG quality 1..100: int (2, 8, 8), natural order."""
+        return jpegplus_tables(quality, self.flatness, self.chroma_weight)
+
+    @property
+    def requant(self) -> dict:
+        """{"deadzone", "eob"}: the keyword options of jpegplus.requant.requantise."""
+        return {"deadzone": self.deadzone, "eob": self.eob}
+
+    def requantise(self, image: np.ndarray, tables: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) or (H, W) → the same, requantised for `tables` as the encoder does."""
+        return requantise(image, tables, **self.requant)
+
+    @classmethod
+    def from_json(cls, raw) -> TableFamily:
+        """From the manifest's "tables" object; ValueError if it is malformed."""
+        if not isinstance(raw, dict) or not all(_number(raw.get(k)) for k in ("flatness", "chroma_weight")) \
+                or not all(_number(raw[k]) for k in ("deadzone", "eob") if k in raw):
+            raise ValueError("tables (numbers flatness, chroma_weight; optional deadzone, eob)")
+        return cls(**{k: float(raw[k]) for k in ("flatness", "chroma_weight", "deadzone", "eob") if k in raw})
+
+    def to_json(self) -> dict:
+        return {"flatness": self.flatness, "chroma_weight": self.chroma_weight,
+                "deadzone": self.deadzone, "eob": self.eob}
+
+
+@dataclass(frozen=True)
+class LadderRow:
+    """The encoder's settings for one user quality: internal JPEG quality at
+    scale 1 (q1, 1..100) and at scale 2 (q2, 1..100; 0 = scale 2 is never
+    tried), and λ, the exchange rate of the closed-loop scale choice in MSE
+    (0..255 levels²) per bit per pixel."""
+    q1: int
+    q2: int
+    lam: float
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The quality ladder: one LadderRow per user quality 1..100 (the manifest's "ladder")."""
+    q1: tuple[int, ...]
+    q2: tuple[int, ...]
+    lam: tuple[float, ...]
+
+    def row(self, quality: int) -> LadderRow:
+        """The row for user quality 1..100 (Pillow's meaning)."""
+        if not 1 <= quality <= len(self.q1):
+            raise ValueError(f"quality must be 1..{len(self.q1)}, got {quality!r}")
+        i = int(quality) - 1
+        return LadderRow(self.q1[i], self.q2[i], self.lam[i])
+
+    @classmethod
+    def from_json(cls, raw) -> Ladder:
+        """From the manifest's "ladder" object; ValueError if it is malformed."""
+        rows = [raw.get(k) for k in ("q1", "q2", "lambda")] if isinstance(raw, dict) else [None]
+        if not all(isinstance(r, list) and len(r) == LADDER_ROWS and all(_number(v) for v in r) for r in rows) \
+                or not all(_whole(q, 1, 100) for q in rows[0]) or not all(_whole(q, 0, 100) for q in rows[1]):
+            raise ValueError(f"ladder ({LADDER_ROWS} rows of q1 1..100, q2 0..100, lambda)")
+        return cls(tuple(int(q) for q in rows[0]), tuple(int(q) for q in rows[1]), tuple(rows[2]))
+
+    def to_json(self) -> dict:
+        return {"q1": list(self.q1), "q2": list(self.q2), "lambda": list(self.lam)}
+
+
+@dataclass(frozen=True)
+class NetEntry:
+    """One network of the manifest: its class (a key of jpegplus.models.MODELS),
+    the config that rebuilds it (class(**config)), its file name and sha256."""
+    class_name: str
+    config: dict
+    file: str
+    sha256: str
+
+    @classmethod
+    def from_json(cls, raw) -> NetEntry:
+        """From one "models" entry; ValueError if it is malformed."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("class"), str) \
+                or not isinstance(raw.get("config"), dict) or not isinstance(raw.get("sha256"), str):
+            raise ValueError("class, config, file and sha256")
+        name = raw.get("file")
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise ValueError(f"{name!r}, not a file name inside the weights folder")
+        return cls(raw["class"], raw["config"], name, raw["sha256"])
+
+    def to_json(self) -> dict:
+        return {"class": self.class_name, "config": self.config, "file": self.file, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """weights/manifest.json, checked: the networks, the table family and the
+    ladder; `training` is the free-form record of how the networks were made."""
+    model_id: str
+    models: dict[str, NetEntry]
+    tables: TableFamily
+    ladder: Ladder
+    training: dict = field(default_factory=dict)
+    format: int = 1
+
+    @classmethod
+    def from_json(cls, raw, path: Path) -> Manifest:
+        """Check a parsed manifest.json (read from `path`, for the messages):
+        WeightsError naming every field that is missing or malformed."""
+        if not isinstance(raw, dict):
+            raise WeightsError(f"weights manifest {path} is not a JSON object. {FIX_HINT}")
+        problems, parsed = [], {}
+        if not isinstance(raw.get("model_id"), str):
+            problems.append("model_id")
+        models = raw.get("models")
+        if not isinstance(models, dict):
+            problems.append("models")
+        else:
+            parsed["models"] = {}
+            for name, entry in models.items():
+                try:
+                    parsed["models"][name] = NetEntry.from_json(entry)
+                except ValueError as e:
+                    problems.append(f"models.{name} ({e})")
+        for key, kind in (("tables", TableFamily), ("ladder", Ladder)):
+            try:
+                parsed[key] = kind.from_json(raw.get(key))
+            except ValueError as e:
+                problems.append(str(e))
+        if problems:
+            raise WeightsError(f"weights manifest {path} is incomplete or malformed: check {', '.join(problems)}. "
+                               f"{FIX_HINT}")
+        training = raw.get("training") if isinstance(raw.get("training"), dict) else {}
+        return cls(raw["model_id"], parsed["models"], parsed["tables"], parsed["ladder"], training,
+                   raw.get("format", 1))
+
+    def to_json(self) -> dict:
+        """The manifest.json object (keys in the order export writes them)."""
+        return {"format": self.format, "model_id": self.model_id,
+                "models": {k: v.to_json() for k, v in self.models.items()},
+                "tables": self.tables.to_json(), "ladder": self.ladder.to_json(), "training": self.training}
+
+
+def read_manifest(folder: Path | None = None) -> Manifest:
+    """The checked manifest of `folder` (default weights_dir()); no torch needed.
+    Every failure is a WeightsError whose message says how to fix it."""
+    folder = Path(folder) if folder else weights_dir()
+    path = folder / "manifest.json"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"no weights manifest at {path}. {FIX_HINT}") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WeightsError(f"weights manifest {path} is damaged: {e}. {FIX_HINT}") from None
+    return Manifest.from_json(raw, path)
+
+
+# ---------------------------------------------------------------- networks
+
+@dataclass(frozen=True, repr=False)
 class Bundle:
     """The loaded networks (eval mode, CPU) with the manifest that describes them."""
-    manifest: dict
+    manifest: Manifest
     nets: dict
 
     @property
     def model_id(self) -> str:
-        return self.manifest["model_id"]
+        return self.manifest.model_id
+
+    def __repr__(self) -> str:
+        return f"Bundle(model_id={self.model_id!r}, nets={sorted(self.nets)})"
 
 
-def load_net(folder: Path, entry: dict) -> torch.nn.Module:
-    """One network from a manifest entry: file present, sha256 as listed,
-    safetensors (no pickle), tensors that fit `class(**config)`."""
-    name = entry["file"]
-    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-        raise WeightsError(f"weights manifest names {name!r}, not a file name inside {folder}. {FIX_HINT}")
-    path = folder / name
+def load_net(folder: Path, entry: NetEntry):
+    """One network (torch.nn.Module) from a manifest entry: file present, sha256
+    as listed, safetensors (no pickle), tensors that fit `class(**config)`."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .models import build
+
+    path = folder / entry.file
     if not path.is_file():
         raise WeightsError(f"weights file {path} is missing. {FIX_HINT}")
     digest = sha256_of(path)
-    if digest != entry["sha256"]:
+    if digest != entry.sha256:
         raise WeightsError(f"weights file {path} is damaged: sha256 {digest[:16]}… does not match the manifest "
-                           f"({str(entry['sha256'])[:16]}…). {FIX_HINT}")
+                           f"({entry.sha256[:16]}…). {FIX_HINT}")
     try:
-        net = build(entry["class"], entry["config"])
+        net = build(entry.class_name, entry.config)
     except (KeyError, TypeError, ValueError) as e:
         raise WeightsError(f"weights manifest entry for {path.name} cannot build "
-                           f"{entry['class']!r} with {entry['config']!r}: {e}. {FIX_HINT}") from None
+                           f"{entry.class_name!r} with {entry.config!r}: {e}. {FIX_HINT}") from None
     try:
         tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for bad headers
@@ -78,32 +272,9 @@ def load_net(folder: Path, entry: dict) -> torch.nn.Module:
     try:
         net.load_state_dict(tensors)
     except RuntimeError as e:  # wrong keys or shapes: a manifest/file mismatch
-        raise WeightsError(f"weights file {path} does not fit {entry['class']}({entry['config']}): {e}. {FIX_HINT}") from None
+        raise WeightsError(f"weights file {path} does not fit {entry.class_name}({entry.config}): {e}. "
+                           f"{FIX_HINT}") from None
     return net.eval().to(memory_format=torch.channels_last)  # ≈ 25 % faster convolutions on CPU (oneDNN)
-
-
-def check_manifest(manifest, path: Path) -> None:
-    """WeightsError unless `manifest` has the fields the codec reads: model_id,
-    models, tables (flatness, chroma_weight) and a 100-row ladder (q1, q2, lambda)."""
-    def number(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    problems = []
-    if not isinstance(manifest.get("model_id"), str):
-        problems.append("model_id")
-    if not isinstance(manifest.get("models"), dict):
-        problems.append("models")
-    tables = manifest.get("tables")
-    if not isinstance(tables, dict) or not all(number(tables.get(k)) for k in ("flatness", "chroma_weight")):
-        problems.append("tables")
-    ladder = manifest.get("ladder")
-    rows = [ladder.get(k) for k in ("q1", "q2", "lambda")] if isinstance(ladder, dict) else [None]
-    if not all(isinstance(r, list) and len(r) == 100 and all(number(v) for v in r) for r in rows) \
-            or not all(1 <= q <= 100 for q in rows[0]) or not all(0 <= q <= 100 for q in rows[1]):
-        problems.append("ladder (100 rows of q1 1..100, q2 0..100, lambda)")
-    if problems:
-        raise WeightsError(f"weights manifest {path} is incomplete or malformed: check {', '.join(problems)}. "
-                           f"{FIX_HINT}")
 
 
 def load_bundle(folder: Path | None = None, names=("pre", "post")) -> Bundle:
@@ -113,21 +284,12 @@ def load_bundle(folder: Path | None = None, names=("pre", "post")) -> Bundle:
     is not safetensors, tensors that do not fit) is a WeightsError whose message
     says how to fix it."""
     folder = Path(folder) if folder else weights_dir()
-    path = folder / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise WeightsError(f"no weights manifest at {path}. {FIX_HINT}") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise WeightsError(f"weights manifest {path} is damaged: {e}. {FIX_HINT}") from None
-    if not isinstance(manifest, dict):
-        raise WeightsError(f"weights manifest {path} is not a JSON object. {FIX_HINT}")
-    check_manifest(manifest, path)
-    try:
-        nets = {n: load_net(folder, manifest["models"][n]) for n in names}
-    except (KeyError, TypeError) as e:
-        raise WeightsError(f"weights manifest {path} lacks {e}. {FIX_HINT}") from None
-    return Bundle(manifest, nets)
+    manifest = read_manifest(folder)
+    missing = [n for n in names if n not in manifest.models]
+    if missing:
+        raise WeightsError(f"weights manifest {folder / 'manifest.json'} lacks {', '.join(map(repr, missing))}. "
+                           f"{FIX_HINT}")
+    return Bundle(manifest, {n: load_net(folder, manifest.models[n]) for n in names})
 
 
 _lock = threading.Lock()
@@ -143,8 +305,14 @@ def default_bundle() -> Bundle:
         return _cache[key]
 
 
-def save_net(net: torch.nn.Module, folder: Path, stem: str) -> dict:
-    """Write `net` as <stem>-<sha8>.safetensors and return its manifest entry."""
+def resolve(bundle: Bundle | None) -> Bundle:
+    """`bundle`, or the shipped one when None. Every caller goes through this
+    one lookup of default_bundle, so a test replaces the shipped bundle in one place."""
+    return bundle if bundle is not None else default_bundle()
+
+
+def save_net(net, folder: Path, stem: str) -> NetEntry:
+    """Write `net` (a torch.nn.Module with a `config`) as <stem>-<sha8>.safetensors; its manifest entry."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,4 +321,4 @@ def save_net(net: torch.nn.Module, folder: Path, stem: str) -> dict:
     digest = sha256_of(tmp)
     final = folder / f"{stem}-{digest[:8]}.safetensors"
     os.replace(tmp, final)
-    return {"class": type(net).__name__, "config": net.config, "file": final.name, "sha256": digest}
+    return NetEntry(type(net).__name__, net.config, final.name, digest)

@@ -301,7 +301,7 @@ def cmd_work(args) -> int:
 
 def describe(data: bytes) -> dict:
     """What a file holds: sizes, bits per original pixel, and the jpegplus
-    segment with whether it still matches the file (no torch needed)."""
+    segment with whether the decoder trusts it (jpegplus.segment.trusted; no torch needed)."""
     import io
 
     from PIL import JpegImagePlugin
@@ -322,13 +322,10 @@ def describe(data: bytes) -> dict:
         facts["jpegplus"] = {"error": str(e)}
         return facts
     problem = None
-    if im.size != (head.stored_width, head.stored_height):
-        problem = f"the file holds {im.size[0]}x{im.size[1]}, the segment says {head.stored_width}x{head.stored_height}"
-    else:
-        try:
-            seg.verify(data, payload)
-        except SegmentError as e:
-            problem = str(e)
+    try:
+        seg.trusted(im, data)
+    except SegmentError as e:
+        problem = str(e)
     facts["jpegplus"] = {"version": head.version, "scale": head.scale, "size": [head.width, head.height],
                          "grey": head.grey, "model_id": head.model_id, "intact": problem is None}
     if problem:

@@ -1,16 +1,38 @@
 """The real JPEG codec (libjpeg-turbo through Pillow): baseline 4:2:0 with
-optimised Huffman tables, and reading back what a file holds.
+optimised Huffman tables, reading back what a file holds, and the switch that
+makes a registered jpegplus plugin step aside for Pillow's own JPEG plugin.
 
 Arrays are uint8 (H, W, 3) RGB or (H, W) grey.
 """
 from __future__ import annotations
 
 import io
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
 
 from .tables import pillow_qtables
+
+_state = threading.local()
+
+
+@contextmanager
+def pillow_only():
+    """Within this block (this thread), a registered jpegplus plugin behaves
+    exactly as Pillow's own JPEG plugin. jpegplus reads and writes its plain
+    JPEG layer through Pillow this way, so a registered plugin never decodes twice."""
+    _state.depth = getattr(_state, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _state.depth -= 1
+
+
+def bypassed() -> bool:
+    """True inside a pillow_only() block of this thread."""
+    return getattr(_state, "depth", 0) > 0
 
 
 def encode_array(arr: np.ndarray, tables: np.ndarray, extra: bytes = b"", **metadata) -> bytes:

@@ -152,9 +152,9 @@ def postnet_alone(bundle=None, qualities=ANCHOR_QUALITIES) -> Codec:
 
 
 def file_scale(data: bytes) -> int | None:
-    """The scale a jpegplus file's APP9 segment records, or None for a plain JPEG."""
+    """The scale a jpegplus file's trusted APP9 segment records, or None for a
+    plain JPEG (SegmentError for a segment the decoder would not trust)."""
     from jpegplus import segment
 
-    with Image.open(io.BytesIO(data)) as im:
-        payload = segment.find(getattr(im, "applist", None))
-    return None if payload is None else segment.parse(payload).scale
+    head = segment.of_bytes(data)
+    return None if head is None else head.scale

@@ -17,17 +17,16 @@ go to Pillow's own JPEG writer (see pillow_only_reason).
 
 Importing this module changes nothing in Pillow (it imports Pillow's own JPEG
 plugin, as Pillow itself would); torch is imported only when a jpegplus file
-is encoded or decoded.
+is encoded or its pixels are decoded (opening one reads its segment only).
 """
 from __future__ import annotations
 
 import io
-import threading
-from contextlib import contextmanager
 
 from PIL import Image, JpegImagePlugin
 
 from . import segment as seg
+from .jpeg import bypassed
 from .metadata import METADATA_KEYS
 
 FORMAT = "JPEG"
@@ -38,24 +37,7 @@ PILLOW_ONLY_OPTIONS = ("qtables", "restart_marker_blocks", "restart_marker_rows"
 JPEGPLUS_MODES = ("RGB", "L")
 DRAFT_MIN_REDUCTION = 2  # draft() below this reduction keeps the full PostNet decode
 
-_state = threading.local()
 _registered: dict = {}  # "open", "save": Pillow's originals while registered; "defaults"
-
-
-@contextmanager
-def pillow_only():
-    """Within this block (this thread), the registered plugin behaves exactly as
-    Pillow's own JPEG plugin. jpegplus's codec reads and writes its plain JPEG
-    layer through Pillow this way, so a registered plugin never decodes twice."""
-    _state.depth = getattr(_state, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _state.depth -= 1
-
-
-def _bypassed() -> bool:
-    return getattr(_state, "depth", 0) > 0
 
 
 def is_registered() -> bool:
@@ -88,13 +70,13 @@ class JpegPlusImageFile(JpegImagePlugin.JpegImageFile):
         return super().load()
 
     def _load_jpegplus(self) -> None:
-        from . import codec
-        from .bundle import default_bundle
+        from . import engine
+        from .bundle import resolve
 
         head, data = self.jpegplus_segment, self._jpegplus_data
         stored = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
         stored.load()
-        out = codec.post_process(default_bundle(), stored, head.scale, (head.width, head.height), head.grey)
+        out = engine.post_image(resolve(None), stored, head.scale, (head.width, head.height), head.grey)
         self.im = out.im
         self._mode, self._size = out.mode, out.size
         self.tile = []
@@ -127,15 +109,13 @@ class JpegPlusImageFile(JpegImagePlugin.JpegImageFile):
 def _open_factory(fp, filename=None):
     """Pillow's JPEG factory, then: a trusted jpegplus file becomes a JpegPlusImageFile."""
     im = _registered["open"][0](fp, filename)
-    if _bypassed() or type(im) is not JpegImagePlugin.JpegImageFile or seg.find(im.applist) is None:
+    if bypassed() or type(im) is not JpegImagePlugin.JpegImageFile or seg.find(im.applist) is None:
         return im
-    from . import codec
-
     pos = fp.tell()
     fp.seek(0)
     data = fp.read()
     fp.seek(pos)
-    head = codec.read_segment(im, data)  # a SegmentWarning says why when it is not trusted
+    head = seg.read(im, data)  # a SegmentWarning says why when it is not trusted
     if head is None:
         return im
     im.__class__ = JpegPlusImageFile
@@ -164,7 +144,7 @@ def pillow_only_reason(im: Image.Image, options: dict) -> str | None:
 
 def _save(im: Image.Image, fp, filename) -> None:
     """Pillow save handler for "JPEG": jpegplus unless pillow_only_reason says otherwise."""
-    if _bypassed():
+    if bypassed():
         return _registered["save"](im, fp, filename)
     options = {**_registered["defaults"], **im.encoderinfo}
     if pillow_only_reason(im, options) is not None:

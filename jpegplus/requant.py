@@ -153,8 +153,3 @@ def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: 
         out[r:r + rows] = np.clip(np.rint(rec[:rows, :w]), 0, 255).astype(np.uint8)
     return out
 
-
-def manifest_options(tables: dict) -> dict:
-    """The requantisation settings a weights manifest's "tables" entry holds
-    (absent in older manifests: libjpeg's own quantiser)."""
-    return {"deadzone": float(tables.get("deadzone", 0.5)), "eob": float(tables.get("eob", 0.0))}

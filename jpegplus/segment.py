@@ -13,14 +13,22 @@ Layout (big-endian), after the marker FF E9 and its 2-byte length:
                     to model_id) continued over the entropy-coded data after
                     SOS. A file that another tool re-encoded while keeping the
                     segment, or a segment damaged in any field, is noticed.
+
+Whether a file's segment can be trusted is decided once, by `trusted` (no torch,
+no pixels): the decoder, the Pillow plugin, `jpegplus info`, the benchmark and
+the calibration all ask it.
 """
 from __future__ import annotations
 
+import io
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 
-from .errors import SegmentError
+from PIL import Image, JpegImagePlugin
+
+from .errors import SegmentError, SegmentWarning
 
 MARKER = 0xE9  # APP9
 IDENT = b"jpegplus\x00"
@@ -139,3 +147,60 @@ def find(applist) -> bytes | None:
         if name == "APP9" and is_segment(payload):
             return payload
     return None
+
+
+def trusted(im: Image.Image, data: bytes | None = None) -> Segment | None:
+    """The segment of an opened (not loaded) JPEG `im`, or None when it has none.
+
+    SegmentError says why a segment that is there cannot be trusted: it is
+    malformed or from a future version, the file's size or mode is not the
+    stored image it describes, or (with `data`, the file's bytes) its check
+    value does not match its fields and the scan."""
+    payload = find(getattr(im, "applist", None))
+    if payload is None:
+        return None
+    head = parse(payload)
+    if im.size != (head.stored_width, head.stored_height):
+        raise SegmentError(f"segment says the stored image is {head.stored_width}x{head.stored_height}, "
+                           f"the file holds {im.size[0]}x{im.size[1]}")
+    if im.mode != ("L" if head.grey else "RGB"):
+        raise SegmentError(f"segment says {'grey' if head.grey else 'colour'}, the file holds mode {im.mode}")
+    if data is not None:
+        verify(data, payload)
+    return head
+
+
+def read(im: Image.Image, data: bytes | None) -> Segment | None:
+    """The segment a decoder follows: `trusted`, except that a segment that
+    cannot be trusted gives a SegmentWarning and None (the file decodes as
+    plain JPEG). The original size it claims obeys Image.MAX_IMAGE_PIXELS as
+    Pillow's own sizes do (DecompressionBombError beyond twice the limit)."""
+    try:
+        head = trusted(im, data)
+    except SegmentError as e:
+        warnings.warn(f"{e}; decoding as plain JPEG", SegmentWarning, stacklevel=3)
+        return None
+    if head is not None:
+        check_pixels(head.width, head.height)
+    return head
+
+
+def of_bytes(data: bytes) -> Segment | None:
+    """`trusted` of a whole JPEG file's bytes, read by Pillow's own JPEG plugin."""
+    return trusted(JpegImagePlugin.JpegImageFile(io.BytesIO(data)), data)
+
+
+def check_pixels(width: int, height: int) -> None:
+    """Pillow's decompression-bomb rule, applied to a size a segment claims:
+    DecompressionBombError above 2 × Image.MAX_IMAGE_PIXELS, a
+    DecompressionBombWarning above it, nothing when the limit is None."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None:
+        return
+    pixels = max(1, width) * max(1, height)
+    if pixels > 2 * limit:
+        raise Image.DecompressionBombError(f"Image size ({pixels} pixels) exceeds limit of {2 * limit} pixels, "
+                                           "could be decompression bomb DOS attack.")
+    if pixels > limit:
+        warnings.warn(f"Image size ({pixels} pixels) exceeds limit of {limit} pixels, could be decompression "
+                      "bomb DOS attack.", Image.DecompressionBombWarning, stacklevel=4)

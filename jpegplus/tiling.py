@@ -25,13 +25,13 @@ TILE = 1024       # default tile side in input pixels: ~100 MB of activations fo
 TOLERANCE = 1     # max |tiled - untiled| per channel, 0..255 levels
 
 
-def to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) → float (1, 3, H, W) in 0..1."""
+def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """One image: uint8 (H, W, 3) → float (1, 3, H, W) in 0..1."""
     return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)[None].float() / 255
 
 
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """float (1, 3, H, W) in 0..1 → uint8 (H, W, 3), rounded and clamped."""
+def tensor_to_image(t: torch.Tensor) -> np.ndarray:
+    """One image: float (1, 3, H, W) in 0..1 → uint8 (H, W, 3), rounded and clamped."""
     return (t[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -91,11 +91,11 @@ def run_tiled(net: nn.Module, src: np.ndarray, level: float, scale: int, out_siz
             x1 = min(x0 + step, wp)
             wx0, wx1 = max(0, x0 - margin), min(wp, x1 + margin)
             with torch.inference_mode():
-                y = net(to_tensor(window(src, wy0, wy1, wx0, wx1)), levels, scale)
+                y = net(image_to_tensor(window(src, wy0, wy1, wx0, wx1)), levels, scale)
             oy0, ox0 = y0 * up // down, x0 * up // down
             oy1, ox1 = min(y1 * up // down, out_h), min(x1 * up // down, out_w)
             if oy0 >= oy1 or ox0 >= ox1:
                 continue
             cy, cx = (y0 - wy0) * up // down, (x0 - wx0) * up // down
-            out[oy0:oy1, ox0:ox1] = to_uint8(y[:, :, cy:cy + oy1 - oy0, cx:cx + ox1 - ox0])
+            out[oy0:oy1, ox0:ox1] = tensor_to_image(y[:, :, cy:cy + oy1 - oy0, cx:cx + ox1 - ox0])
     return out

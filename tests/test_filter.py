@@ -10,8 +10,9 @@ from PIL import Image
 
 import jpegplus
 from jpegplus import bundle as bundle_module
-from jpegplus import codec
+from jpegplus import codec, engine
 from jpegplus import segment as seg
+from jpegplus.bundle import Ladder
 from jpegplus.metrics import psnr
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -99,12 +100,12 @@ def test_torch_single_image_grey_and_dtypes(photos):
 def switch_lambda(bundle, image, quality) -> float:
     """The λ above which the closed loop picks scale 2 for `image` (inf if never)."""
     rgb = np.asarray(image.convert("RGB"))
-    row = codec.ladder_at(bundle, quality)
+    nets = engine.TiledNets(bundle, [rgb])
     cost = []
-    for scale, q in ((1, row["q1"]), (2, row["q2"])):
-        data = codec.encode_at(bundle, rgb, False, scale, q, {})
-        mse = codec.squared_error(codec.reconstruct(data, bundle), rgb)
-        cost.append((mse, 8 * len(data) / (rgb.shape[0] * rgb.shape[1])))
+    for candidate in engine.candidates(bundle.manifest.ladder.row(quality), image.size):
+        [data] = engine.encode_candidate(bundle, nets, False, candidate, {})
+        [rec] = engine.reconstruct(nets, [data], candidate.scale, image.size)
+        cost.append((engine.squared_error(rec, rgb), 8 * len(data) / (rgb.shape[0] * rgb.shape[1])))
     (m1, b1), (m2, b2) = cost
     return (m2 - m1) / (b1 - b2) if b1 > b2 else float("inf")
 
@@ -112,22 +113,41 @@ def switch_lambda(bundle, image, quality) -> float:
 def test_torch_batch_chooses_scale_per_image_like_the_codec(photos, monkeypatch):
     """With a ladder that offers both scales, the batch picks per image what encode picks."""
     real = bundle_module.default_bundle()
-    ladder = {k: list(v) for k, v in real.manifest["ladder"].items()}
+    ladder = real.manifest.ladder.to_json()
     ladder["q2"] = [max(1, q) for q in ladder["q1"]]
-    two_scales = dataclasses.replace(real, manifest={**real.manifest, "ladder": ladder})
+
+    def with_ladder(lad: dict):
+        return dataclasses.replace(real, manifest=dataclasses.replace(real.manifest, ladder=Ladder.from_json(lad)))
+
+    two_scales = with_ladder(ladder)
     flat = Image.new("RGB", (192, 128), (90, 120, 200))  # halving is nearly free here
     images = [photos[1], flat]
     # a λ between the two images' switch points, so they need different scales
     lam_photo, lam_flat = (switch_lambda(two_scales, im, QUALITY) for im in images)
     assert lam_flat < lam_photo
     ladder["lambda"] = [float(np.sqrt(max(lam_flat, 1e-3) * lam_photo))] * len(ladder["q1"])
-    monkeypatch.setattr(bundle_module, "default_bundle", lambda: two_scales)
-    monkeypatch.setattr(codec, "default_bundle", lambda: two_scales)
+    two_scales = with_ladder(ladder)
+    monkeypatch.setattr(bundle_module, "default_bundle", lambda: two_scales)  # the one place to patch
     chosen = [seg.parse(seg.find(Image.open(io.BytesIO(codec.encode(im, QUALITY))).applist)).scale for im in images]
     assert chosen == [1, 2]  # the premise: the two images need different scales
     got = levels(jpegplus.Filter(QUALITY)(to_tensor(images)))
     for i, im in enumerate(images):
         assert np.abs(got[i] - reference(im).astype(np.int64)).max() <= 1
+
+
+def test_bundle_is_used_for_every_input_type(photos):
+    """Filter(bundle=...) takes weights as encode does: here a ladder that codes quality 50 at internal 95."""
+    real = bundle_module.default_bundle()
+    ladder = real.manifest.ladder.to_json()
+    ladder["q1"], ladder["q2"] = [95] * 100, [0] * 100
+    fine = dataclasses.replace(real, manifest=dataclasses.replace(real.manifest, ladder=Ladder.from_json(ladder)))
+    f = jpegplus.Filter(QUALITY, bundle=fine)
+    expected = np.asarray(codec.decode(codec.encode(photos[0], QUALITY, bundle=fine, keep_metadata=False), bundle=fine))
+    assert np.array_equal(np.asarray(f(photos[0])), expected)
+    assert np.abs(levels(f(to_tensor(photos[:1])))[0] - expected.astype(np.int64)).max() <= 1
+    original = np.asarray(photos[0])
+    assert psnr(original, expected) > psnr(original, reference(photos[0])) + 3  # really the other ladder
+    assert repr(f) == f"Filter(quality=50, bundle=Bundle(model_id='{real.model_id}', nets=['post', 'pre']))"
 
 
 def test_compose_step_and_repr(photos):

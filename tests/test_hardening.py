@@ -16,7 +16,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 import jpegplus
-from jpegplus import codec, segment as seg, tiling
+from jpegplus import engine, segment as seg, tiling
 from jpegplus.errors import JpegPlusError, NotJpegError, SegmentWarning
 from jpegplus.models.nets import PostNet, PreNet
 
@@ -217,8 +217,13 @@ def random_net(cls, seed: int):
 
 
 def untiled(net, src, level, scale, size, multiple):
-    x = codec.to_tensor(codec.pad_to(src, multiple))
-    return codec.to_uint8(codec.run_net(net, x, level, scale))[:size[1], :size[0]]
+    """The reference the tiled path is tested against: one network call on the
+    whole edge-padded image, uint8 (h, w, 3) of `size` (w, h)."""
+    h, w = src.shape[:2]
+    padded = np.pad(src, ((0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
+    with torch.inference_mode():
+        y = net(tiling.image_to_tensor(padded), torch.tensor([level]), scale)
+    return tiling.tensor_to_image(y)[:size[1], :size[0]]
 
 
 CASES = [(PreNet, False, 1), (PreNet, False, 2), (PostNet, True, 1), (PostNet, True, 2)]
@@ -268,8 +273,8 @@ def test_halo_covers_the_receptive_field(cls, upsamples, scale):
 def test_network_calls_are_bounded_by_the_tile(monkeypatch, photo):
     # Memory: no network call sees more than (tile + 2·halo)² pixels, whatever the image size.
     seen = []
-    real = tiling.to_tensor
-    monkeypatch.setattr(tiling, "to_tensor", lambda arr: seen.append(arr.shape[:2]) or real(arr))
+    real = tiling.image_to_tensor
+    monkeypatch.setattr(tiling, "image_to_tensor", lambda arr: seen.append(arr.shape[:2]) or real(arr))
     image = photo.resize((200, 136))
     data = jpegplus.encode(image, 80, scale=1, tile=64)
     out = jpegplus.decode(data, tile=64)
@@ -282,8 +287,8 @@ def test_network_calls_are_bounded_by_the_tile(monkeypatch, photo):
 def test_squared_error_matches_numpy():
     rng = np.random.default_rng(1)
     a, b = rng.integers(0, 256, (2, 700, 33, 3), dtype=np.uint8)
-    assert codec.squared_error(a, b) == pytest.approx(np.mean((a.astype(float) - b) ** 2), rel=1e-12)
-    grey = codec.to_grey(a)
+    assert engine.squared_error(a, b) == pytest.approx(np.mean((a.astype(float) - b) ** 2), rel=1e-12)
+    grey = engine.to_grey(a)
     assert np.array_equal(grey, np.asarray(Image.fromarray(a).convert("L")))
 
 
@@ -301,7 +306,7 @@ def test_closed_loop_choice_uses_tilewise_error(photo):
     # MSE + λ·bpp, the error computed by bands of rows from the reconstruction.
     from dataclasses import replace
 
-    from jpegplus.bundle import default_bundle
+    from jpegplus.bundle import Ladder, default_bundle
 
     base = default_bundle()
     image = photo.resize((64, 48))
@@ -310,8 +315,8 @@ def test_closed_loop_choice_uses_tilewise_error(photo):
     mse = {s: np.mean((np.asarray(jpegplus.decode(d), float) - rgb) ** 2) for s, d in candidates.items()}
     bpp = {s: 8 * len(d) / rgb[:, :, 0].size for s, d in candidates.items()}
     for lam in (0.0, 1e6):
-        ladder = {k: list(v) for k, v in base.manifest["ladder"].items()}
+        ladder = base.manifest.ladder.to_json()
         ladder["q2"][59], ladder["lambda"][59] = ladder["q1"][59], lam
-        bundle = replace(base, manifest={**base.manifest, "ladder": ladder})
+        bundle = replace(base, manifest=replace(base.manifest, ladder=Ladder.from_json(ladder)))
         best = min((1, 2), key=lambda s: mse[s] + lam * bpp[s])
         assert jpegplus.encode(image, 60, bundle=bundle) == candidates[best]

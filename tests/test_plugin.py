@@ -18,6 +18,7 @@ from PIL import Image, ImageCms, JpegImagePlugin, MpoImagePlugin
 import jpegplus
 from jpegplus import plugin
 from jpegplus import segment as seg
+from jpegplus.jpeg import pillow_only
 from jpegplus.metrics import psnr
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -62,7 +63,7 @@ def roundtrip(im, **options):
 def pillow_psnr(im, quality=75) -> float:
     """PSNR (dB) of Pillow's own JPEG of `im` at `quality`: the bar jpegplus is calibrated against."""
     buf = io.BytesIO()
-    with plugin.pillow_only():
+    with pillow_only():
         im.save(buf, "JPEG", quality=quality)
         decoded = Image.open(io.BytesIO(buf.getvalue())).convert(im.mode)
     return psnr(np.asarray(im), np.asarray(decoded))

@@ -15,6 +15,7 @@ import jpegplus
 from jpegplus import bundle as bundle_mod
 from jpegplus.bundle import ENV_VAR, default_bundle, load_bundle, weights_dir
 from jpegplus.errors import JpegPlusError, WeightsError
+from jpegplus.tables import jpegplus_tables
 
 HINT = "JPEGPLUS_WEIGHTS"  # every message names a way out
 
@@ -147,3 +148,73 @@ def test_default_bundle_is_cached_per_folder(folder, monkeypatch):
     assert default_bundle() is first
     monkeypatch.delenv(ENV_VAR)
     assert default_bundle() is not first
+
+
+# ---------------------------------------------------------------- the typed manifest
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("ladder.q1", [0] * 100, "ladder"),                       # q1 below 1
+    ("ladder.q2", [50.5] * 100, "ladder"),                    # not a whole quality
+    ("ladder.lambda", [1.0] * 99, "ladder"),                  # a row short
+    ("tables.flatness", "0.3", "tables"),
+    ("tables.deadzone", None, "tables"),
+    ("model_id", 7, "model_id"),
+    ("models.pre.sha256", None, "models.pre"),
+])
+def test_malformed_fields_are_named(folder, field, value, fragment):
+    m = manifest_of(folder)
+    *path, key = field.split(".")
+    target = m
+    for part in path:
+        target = target[part]
+    target[key] = value
+    write_manifest(folder, m)
+    with pytest.raises(WeightsError) as info:
+        bundle_mod.read_manifest(folder)  # checked when read, before any network is loaded
+    assert fragment in str(info.value) and HINT in str(info.value)
+
+
+def test_manifest_types_read_what_the_json_says(folder):
+    raw = manifest_of(folder)
+    m = bundle_mod.read_manifest(folder)
+    assert m.to_json() == raw  # nothing lost or added: export writes what loaders read
+    row = m.ladder.row(10)
+    assert (row.q1, row.q2, row.lam) == (raw["ladder"]["q1"][9], raw["ladder"]["q2"][9], raw["ladder"]["lambda"][9])
+    for bad in (0, 101):
+        with pytest.raises(ValueError):
+            m.ladder.row(bad)
+    t = raw["tables"]
+    assert np.array_equal(m.tables.tables(50), jpegplus_tables(50, t["flatness"], t["chroma_weight"]))
+    assert m.tables.requant == {"deadzone": t["deadzone"], "eob": t["eob"]}
+    assert m.models["post"].file == raw["models"]["post"]["file"]
+    assert load_bundle(folder).manifest == m
+
+
+def test_older_manifest_without_requantisation_means_libjpegs_quantiser(folder):
+    m = manifest_of(folder)
+    del m["tables"]["deadzone"], m["tables"]["eob"]
+    write_manifest(folder, m)
+    family = bundle_mod.read_manifest(folder).tables
+    assert family.requant == {"deadzone": 0.5, "eob": 0.0}
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert family.requantise(rgb, family.tables(50)) is rgb  # libjpeg's own rounding: the input itself
+
+
+def test_source_checkout_without_install_names_the_fix():
+    # A checkout that was never installed has no jpegplus.weights package (weights/ is mapped on install).
+    import os
+    import site
+    import subprocess
+    import sys
+
+    repo = Path(jpegplus.__file__).parent.parent
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; "
+            "from jpegplus.bundle import weights_dir; from jpegplus.errors import WeightsError\n"
+            "try:\n    weights_dir()\nexcept WeightsError as e:\n    print(e)")
+    env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    # -S: no site-packages .pth files, so no editable-install finder; numpy and Pillow come from the path
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(repo), *site.getsitepackages()],
+                         capture_output=True, text=True, env=env, cwd=repo)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "not installed" in out.stdout and "pip install -e ." in out.stdout
+    assert f"{ENV_VAR}={repo / 'weights'}" in out.stdout

@@ -8,12 +8,15 @@ lower PSNR than Pillow (default settings) at q. For each q:
        (0 = scale 2 is never tried: it is not within `--s2-margin` dB of scale 1 there);
   λ  = −dMSE/dbpp of the scale-1 curve at q1 (the exchange rate for the choice).
 Then the real encoder (closed loop) is run at q = 10, 20, …, 90 to check the promise.
+Both go through the encoder's own engine (jpegplus.engine): the curves at forced
+(scale, internal quality) candidates, the check through jpegplus.encode.
 
     python -m training.calibrate --weights runs/export --out runs/ladder.json
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import io
 import json
@@ -23,8 +26,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from jpegplus import codec
-from jpegplus.bundle import load_bundle
+from jpegplus import codec, engine, segment
+from jpegplus.bundle import Ladder, load_bundle
 from jpegplus.metrics import psnr
 
 GRID1 = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 17, 20, 24, 28, 33, 38, 44, 50, 56, 62, 68, 74, 80, 85, 90, 93, 96, 98, 100]
@@ -47,8 +50,9 @@ def jpegplus_curve(bundle, images, scale: int, grid) -> tuple[np.ndarray, np.nda
     """Bytes and PSNR per image (n, len(grid)) of jpegplus forced to `scale`."""
     size, quality = np.zeros((len(images), len(grid))), np.zeros((len(images), len(grid)))
     for i, im in enumerate(tqdm(images, desc=f"jpegplus scale {scale}")):
+        nets = engine.TiledNets(bundle, [im])
         for j, q in enumerate(grid):
-            data = codec.encode_at(bundle, im, False, scale, q, {})
+            [data] = engine.encode_candidate(bundle, nets, False, engine.Candidate(scale, q), {})
             size[i, j] = len(data)
             quality[i, j] = psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
     return size, quality
@@ -62,10 +66,12 @@ def highest_within(grid, mean_size, budget: float) -> int:
     return int(ok.max()) if len(ok) else 0
 
 
-def build_ladder(anchor_size, anchor_psnr, g1, s1, p1, g2, s2, p2, margin_db: float) -> dict:
+def build_ladder(anchor_size, pixels, g1, s1, p1, g2, s2, p2, margin_db: float) -> Ladder:
+    """The ladder from Pillow's mean bytes per quality (100,), the images' pixel
+    counts (n,) and jpegplus's bytes and PSNR per image at grids g1 (scale 1) and g2 (scale 2)."""
     m1, m2 = s1.mean(0), s2.mean(0)
     mse1 = (255.0**2 / 10 ** (p1 / 10)).mean(0)
-    bpp1 = 8 * m1 / (512 * 512)
+    bpp1 = (8 * s1 / np.asarray(pixels, float)[:, None]).mean(0)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = -np.gradient(mse1, bpp1)
     ok = np.isfinite(slope)  # the coarsest grid points share clipped tables: no slope there
@@ -80,7 +86,7 @@ def build_ladder(anchor_size, anchor_psnr, g1, s1, p1, g2, s2, p2, margin_db: fl
         q1s.append(q1)
         q2s.append(q2)
         lams.append(round(float(max(np.interp(q1, g1, slope), 0.01)), 3))
-    return {"q1": q1s, "q2": q2s, "lambda": lams}
+    return Ladder(tuple(q1s), tuple(q2s), tuple(lams))
 
 
 def check(bundle, images, anchor_size, anchor_psnr) -> list[dict]:
@@ -93,7 +99,7 @@ def check(bundle, images, anchor_size, anchor_psnr) -> list[dict]:
             data = codec.encode(im, q, bundle=bundle)
             size += len(data)
             quality += psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
-            halved += b"jpegplus\x00\x01\x02" in data[:200]
+            halved += segment.of_bytes(data).scale == 2
         n = len(images)
         rows.append({"quality": q, "bytes_ratio": round(size / n / anchor_size[q - 1], 4),
                      "psnr_gain_db": round(quality / n - anchor_psnr[q - 1], 3), "scale2_share": round(halved / n, 3)})
@@ -110,18 +116,19 @@ def main(argv=None):
     files = sorted(glob.glob(os.path.join(args.data, "*.png")))
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     bundle = load_bundle(args.weights)
-    tables = bundle.manifest["tables"]
 
     anchor_size, anchor_psnr = pillow_curve(images)
     s1, p1 = jpegplus_curve(bundle, images, 1, GRID1)
     s2, p2 = jpegplus_curve(bundle, images, 2, GRID2)
-    ladder = build_ladder(anchor_size, anchor_psnr, GRID1, s1, p1, GRID2, s2, p2, args.s2_margin)
+    pixels = [im.shape[0] * im.shape[1] for im in images]
+    ladder = build_ladder(anchor_size, pixels, GRID1, s1, p1, GRID2, s2, p2, args.s2_margin)
 
-    bundle.manifest["ladder"] = ladder
+    bundle = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, ladder=ladder))
     rows = check(bundle, images, anchor_size, anchor_psnr)
     for r in rows:
         print(json.dumps(r))
-    result = {"tables": tables, "ladder": ladder, "check_val": rows, "images": len(images),
+    result = {"tables": bundle.manifest.tables.to_json(), "ladder": ladder.to_json(), "check_val": rows,
+              "images": len(images),
               "curves": {"grid1": GRID1, "bytes1": s1.mean(0).tolist(), "psnr1": p1.mean(0).tolist(),
                          "grid2": GRID2, "bytes2": s2.mean(0).tolist(), "psnr2": p2.mean(0).tolist(),
                          "pillow_bytes": anchor_size.tolist(), "pillow_psnr": anchor_psnr.tolist()}}

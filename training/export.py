@@ -3,6 +3,9 @@ and manifest.json with configs, hashes, the table family and the quality ladder.
 
     python -m training.export --prepost runs/prepost_ft.pt --fakecodec runs/fakecodec.pt --ladder runs/ladder.json
 Without --prepost it writes identity networks (a bootstrap for development).
+Without --ladder it writes an identity ladder and the table family of the
+manifest already in --tables-from (default: the packaged weights).
+The manifest is checked by jpegplus.bundle.Manifest before it is written.
 """
 from __future__ import annotations
 
@@ -11,13 +14,13 @@ import hashlib
 import json
 from pathlib import Path
 
-from jpegplus.bundle import save_net
+from jpegplus.bundle import Ladder, Manifest, TableFamily, read_manifest, save_net
 from jpegplus.models import build
-from training.common import CHROMA_WEIGHT, FLATNESS, REQUANT, load_checkpoint, restore_net
+from training.common import load_checkpoint, restore_net
 
 
-def identity_ladder() -> dict:
-    return {"q1": list(range(1, 101)), "q2": [0] * 100, "lambda": [0.0] * 100}
+def identity_ladder() -> Ladder:
+    return Ladder(tuple(range(1, 101)), (0,) * 100, (0.0,) * 100)
 
 
 def restore(path: str, key: str):
@@ -32,9 +35,16 @@ def main(argv=None):
     ap.add_argument("--prepost", help="checkpoint holding 'pre' and 'post'")
     ap.add_argument("--fakecodec", help="checkpoint holding 'fakecodec'")
     ap.add_argument("--ladder", help="JSON from training.calibrate")
+    ap.add_argument("--tables-from", help="weights folder whose table family is used without --ladder "
+                                          "(default: the packaged weights)")
     ap.add_argument("--out", default="weights")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.ladder:
+        calibrated = json.loads(Path(args.ladder).read_text())
+        tables, ladder = TableFamily.from_json(calibrated["tables"]), Ladder.from_json(calibrated["ladder"])
+    else:  # read before anything in --out is replaced
+        tables, ladder = read_manifest(args.tables_from).tables, identity_ladder()
     for old in out.glob("*.safetensors"):
         old.unlink()
     models, info = {}, {}
@@ -50,13 +60,11 @@ def main(argv=None):
         fc, ck = restore(args.fakecodec, "fakecodec")
         models["fakecodec"] = save_net(fc, out, "fakecodec")
         info["fakecodec"] = {"step": ck["step"], "config": ck["config"], **ck["extra"]}
-    ladder = json.loads(Path(args.ladder).read_text()) if args.ladder else {
-        "ladder": identity_ladder(), "tables": {"flatness": FLATNESS, "chroma_weight": CHROMA_WEIGHT, **REQUANT}}
-    model_id = hashlib.sha256("".join(m["sha256"] for m in models.values()).encode()).hexdigest()[:8]
-    manifest = {"format": 1, "model_id": model_id, "models": models, "tables": ladder["tables"],
-                "ladder": ladder["ladder"], "training": info}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    print(f"exported model {model_id} to {out}: " + ", ".join(f"{k}={v['file']}" for k, v in models.items()))
+    model_id = hashlib.sha256("".join(m.sha256 for m in models.values()).encode()).hexdigest()[:8]
+    manifest = Manifest(model_id, models, tables, ladder, info)
+    Manifest.from_json(json.loads(json.dumps(manifest.to_json())), out / "manifest.json")  # what loaders will check
+    (out / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=1))
+    print(f"exported model {model_id} to {out}: " + ", ".join(f"{k}={v.file}" for k, v in models.items()))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import platform
 
 import torch
 
-from jpegplus.requant import manifest_options
+from jpegplus.bundle import read_manifest
 
 
 def load(path):
@@ -20,9 +20,10 @@ def load(path):
 
 
 def params(folder, entry) -> int:
+    """Parameters in the safetensors file of a manifest entry (jpegplus.bundle.NetEntry)."""
     from safetensors import safe_open
 
-    with safe_open(os.path.join(folder, entry["file"]), "pt") as f:
+    with safe_open(os.path.join(folder, entry.file), "pt") as f:
         return sum(f.get_tensor(k).numel() for k in f.keys())
 
 
@@ -33,18 +34,18 @@ def main(argv=None):
     ap.add_argument("--rebuild", default="runs/rebuild.json")
     ap.add_argument("--val-bench", default=None, help="results.md of `jpegplus bench` on val/")
     args = ap.parse_args(argv)
-    man = load(os.path.join(args.weights, "manifest.json"))
+    man = read_manifest(args.weights)
     ladder, rebuild = load(args.ladder), load(args.rebuild)
     bench = open(args.val_bench).read() if args.val_bench and os.path.exists(args.val_bench) else None
-    tr = man.get("training", {})
-    L = [f"# jpegplus model card: `{man['model_id']}`", ""]
+    tr = man.training
+    L = [f"# jpegplus model card: `{man.model_id}`", ""]
     L += ["## Networks", "", "| name | class | config | parameters | file | sha256 |", "|---|---|---|---|---|---|"]
-    for name, e in man["models"].items():
-        L.append(f"| {name} | {e['class']} | `{json.dumps(e['config'])}` | {params(args.weights, e):,} | "
-                 f"{e['file']} | `{e['sha256'][:16]}…` |")
-    L += ["", f"Quantisation-table family: flatness {man['tables']['flatness']}, chroma weight "
-          f"{man['tables']['chroma_weight']} (jpegplus/tables.py); requantisation "
-          f"{json.dumps(manifest_options(man['tables']))} (jpegplus/requant.py, training/requant_sweep.py); all chosen on val/.", ""]
+    for name, e in man.models.items():
+        L.append(f"| {name} | {e.class_name} | `{json.dumps(e.config)}` | {params(args.weights, e):,} | "
+                 f"{e.file} | `{e.sha256[:16]}…` |")
+    L += ["", f"Quantisation-table family: flatness {man.tables.flatness}, chroma weight "
+          f"{man.tables.chroma_weight} (jpegplus/tables.py); requantisation "
+          f"{json.dumps(man.tables.requant)} (jpegplus/requant.py, training/requant_sweep.py); all chosen on val/.", ""]
     L += ["## Training data", "",
           "`../shared/data/train/`: CID22 training split (205 images, 512×512) and 26 CLIC 2025 validation images, "
           "both CC BY-SA 4.0 (Cloudinary Image Dataset '22; CLIC 2025). 6000 random 128×128 crops "

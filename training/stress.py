@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 import jpegplus
-from jpegplus import codec, segment as seg
+from jpegplus import engine, segment as seg
 from training import fuzz
 
 SAMPLE = Path(jpegplus.__file__).parent / "data" / "sample.png"
@@ -158,7 +158,7 @@ def huge_child(megapixels: float, tile: int | None) -> dict:
     after_decode = rss_mb()
     rec = np.asarray(out)
     del out
-    mse = codec.squared_error(rec, image)
+    mse = engine.squared_error(rec, image)
     return {"width": image.shape[1], "height": image.shape[0], "megapixels": image.shape[0] * image.shape[1] / 1e6,
             "bytes": len(data), "scale": seg.parse(seg.find(Image.open(io.BytesIO(data)).applist)).scale,
             "encode_s": t1 - t0, "decode_s": t2 - t1, "psnr_db": 10 * np.log10(255**2 / max(mse, 1e-12)),

@@ -1,0 +1,248 @@
+"""The encoder's decisions, in one place, and the network passes they drive.
+
+    quality ─► ladder row (Manifest.ladder.row)
+            ─► candidates: scale 1 at q1, and scale 2 at q2 where the row offers
+               it and the image is big enough (or the one scale the caller forces)
+            ─► per candidate: PreNet ─► requantisation ─► baseline JPEG with the
+               family's tables at that internal quality ─► sealed APP9 segment
+            ─► closed loop (two candidates): decode each file as jpegplus.decode
+               does, cost = MSE + λ·bpp per image, keep the cheaper file
+
+jpegplus.encode (one image, tiled networks, bounded memory), jpegplus.Filter
+(a torch batch through the networks at once, on the batch's device) and
+training/calibrate.py all go through `encode` or `encode_candidate`; they
+differ only in how the networks run (TiledNets, BatchNets). The decoder and the
+Pillow plugin run PostNet through `post_image`.
+
+Images are uint8 (H, W, 3) RGB; grey images come as three equal channels and
+are stored as grey JPEGs. MSE is in 0..255 levels², rate in bits per original pixel.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, JpegImagePlugin
+
+from . import segment as seg
+from .bundle import Bundle, LadderRow
+from .errors import JpegPlusError
+from .jpeg import encode_array, read_tables
+from .tables import quant_level
+from .tiling import run_tiled
+
+MULTIPLE = 16  # full-size tensors are padded to this, so scale 2 keeps 8-px alignment
+ROWS = 256     # rows per chunk when comparing or converting whole images (bounded memory)
+
+
+# ---------------------------------------------------------------- decisions
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to store an image: at 1/scale of its size, at internal JPEG quality 1..100."""
+    scale: int
+    quality: int
+
+
+def candidates(row: LadderRow, size: tuple[int, int], scale: int | None = None) -> list[Candidate]:
+    """What the encoder tries for an image of `size` (w, h) pixels: the forced
+    `scale` alone; else scale 1, and scale 2 too where the row offers it (q2 > 0)
+    and the short side is at least 2·MULTIPLE."""
+    if scale is not None:
+        return [Candidate(scale, row.q1 if scale == 1 or row.q2 <= 0 else row.q2)]
+    if row.q2 > 0 and min(size) >= 2 * MULTIPLE:
+        return [Candidate(1, row.q1), Candidate(2, row.q2)]
+    return [Candidate(1, row.q1)]
+
+
+def stored_size(size: tuple[int, int], scale: int) -> tuple[int, int]:
+    """(w, h) of the JPEG image that stores an original of `size` (w, h) at `scale`."""
+    return -(-size[0] // scale), -(-size[1] // scale)
+
+
+def rd_cost(mse, nbytes, pixels: int, lam: float):
+    """The closed loop's cost: MSE (0..255 levels²) + λ · bits per original pixel."""
+    return mse + lam * 8 * nbytes / pixels
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) → (H, W) exactly as Pillow's convert("L"), a band of rows at a time."""
+    out = np.empty(rgb.shape[:2], np.uint8)
+    for r in range(0, rgb.shape[0], ROWS):
+        out[r:r + ROWS] = np.asarray(Image.fromarray(rgb[r:r + ROWS]).convert("L"))
+    return out
+
+
+def squared_error(rec: np.ndarray, ref: np.ndarray) -> float:
+    """Mean squared error (0..255 levels²) of two same-shape uint8 arrays, by bands of rows."""
+    total = 0
+    for r in range(0, rec.shape[0], ROWS):
+        d = rec[r:r + ROWS].astype(np.int32) - ref[r:r + ROWS]
+        total += int(np.einsum("i,i->", d.ravel(), d.ravel(), dtype=np.int64))  # "...,...->" fails on numpy 2.4
+    return total / rec.size
+
+
+def image_error(rec: np.ndarray, ref: np.ndarray, grey: bool) -> float:
+    """MSE of a reconstruction (H, W, 3) against the input (H, W, 3); grey: of their L channels."""
+    return squared_error(to_grey(rec), ref[:, :, 0]) if grey else squared_error(rec, ref)
+
+
+# ---------------------------------------------------------------- how the networks run
+
+class TiledNets:
+    """PreNet and PostNet on one image at a time, tile by tile (jpegplus.tiling):
+    CPU, memory bounded by the tile. `images`: the uint8 (H, W, 3) inputs to encode."""
+
+    def __init__(self, bundle: Bundle, images=(), tile: int | None = None):
+        self.pre_net, self.post_net = bundle.nets["pre"], bundle.nets["post"]
+        self.images = list(images)
+        self.tile = tile
+
+    def pre(self, level: float, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
+        """Each input through PreNet: uint8 (h, w, 3) of `size` (w, h)."""
+        return [run_tiled(self.pre_net, im, level, scale, size, multiple=MULTIPLE, upsamples=False, tile=self.tile)
+                for im in self.images]
+
+    def post(self, stored: list, levels: list, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
+        """Decoded stored images (uint8 RGB) through PostNet: uint8 (H, W, 3) of `size` (w, h)."""
+        return [run_tiled(self.post_net, s, level, scale, size, multiple=MULTIPLE // scale, upsamples=True,
+                          tile=self.tile) for s, level in zip(stored, levels)]
+
+
+_nets_lock = threading.Lock()
+_nets_on_device: dict = {}  # (model_id, device) → (pre, post): copies of the shipped nets
+
+
+def nets_on(bundle: Bundle, device: torch.device):
+    """(PreNet, PostNet) of `bundle` on `device`: the shipped CPU modules, or
+    copies made once per device (the shared CPU ones are never moved)."""
+    if device.type == "cpu":
+        return bundle.nets["pre"], bundle.nets["post"]
+    key = (bundle.model_id, str(device))
+    with _nets_lock:
+        if key not in _nets_on_device:
+            _nets_on_device[key] = tuple(copy.deepcopy(bundle.nets[k]).to(device).eval() for k in ("pre", "post"))
+        return _nets_on_device[key]
+
+
+def batch_to_images(t: torch.Tensor) -> np.ndarray:
+    """A batch: float (N, 3, H, W) in 0..1 on any device → uint8 (N, H, W, 3) on the CPU."""
+    return (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+class BatchNets:
+    """PreNet and PostNet on a whole batch at once, untiled, on the batch's device
+    (the GPU when it lives there): jpegplus.Filter on torch tensors.
+    `x`: float (N, 3, H, W) on 8-bit levels (k/255)."""
+
+    def __init__(self, bundle: Bundle, x: torch.Tensor):
+        self.pre_net, self.post_net = nets_on(bundle, x.device)
+        self.x = x
+        self.images = list(batch_to_images(x))
+
+    def pre(self, level: float, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
+        n, _, h, w = self.x.shape
+        padded = F.pad(self.x, (0, -w % MULTIPLE, 0, -h % MULTIPLE), mode="replicate")
+        with torch.no_grad():
+            y = self.pre_net(padded, torch.full((n,), level, device=self.x.device), scale)
+        return list(batch_to_images(y[..., :size[1], :size[0]]))
+
+    def post(self, stored: list, levels: list, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
+        sh, sw = stored[0].shape[:2]
+        device = self.x.device
+        y = torch.from_numpy(np.stack(stored)).to(device).permute(0, 3, 1, 2).float() / 255
+        y = F.pad(y, (0, -sw % (MULTIPLE // scale), 0, -sh % (MULTIPLE // scale)), mode="replicate")
+        with torch.no_grad():
+            rec = self.post_net(y, torch.tensor(levels, device=device), scale)
+        return list(batch_to_images(rec[..., :size[1], :size[0]]))
+
+
+# ---------------------------------------------------------------- encode
+
+def encode_stored(bundle: Bundle, stored: np.ndarray, tables: np.ndarray, head: seg.Segment, meta: dict) -> bytes:
+    """The jpegplus bytes of PreNet's output (uint8 (h, w, 3), or (h, w) grey):
+    the family's requantisation, baseline JPEG with `tables`, the sealed segment."""
+    stored = bundle.manifest.tables.requantise(stored, tables)
+    return seg.seal(encode_array(stored, tables, extra=head.pack(), **meta), head)
+
+
+def encode_candidate(bundle: Bundle, nets, grey: bool, candidate: Candidate, meta: dict) -> list[bytes]:
+    """The jpegplus file of each of `nets.images` (one size) at one candidate;
+    `meta` is Pillow's metadata save options (jpegplus.metadata)."""
+    h, w = nets.images[0].shape[:2]
+    tables = bundle.manifest.tables.tables(candidate.quality)
+    sw, sh = stored_size((w, h), candidate.scale)
+    head = seg.Segment(candidate.scale, w, h, sw, sh, bundle.model_id, grey)
+    stored = nets.pre(quant_level(tables), candidate.scale, (sw, sh))
+    return [encode_stored(bundle, to_grey(s) if grey else s, tables, head, meta) for s in stored]
+
+
+@dataclass
+class Coded:
+    """One encoded image: its file, and (when asked for) what decoding it gives,
+    uint8 (H, W, 3) (grey files: before the L conversion)."""
+    data: bytes
+    rec: np.ndarray | None = None
+
+
+def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, meta: dict, *,
+           keep_rec: bool = False) -> list[Coded]:
+    """Encode each of `nets.images` (uint8 (H, W, 3), one size) at user quality
+    1..100: every candidate the ladder row offers, and per image the one with
+    the lowest MSE + λ·bpp. keep_rec=True also returns each chosen file's
+    reconstruction (decoded once here, as the closed loop needs it anyway)."""
+    h, w = nets.images[0].shape[:2]
+    row = bundle.manifest.ladder.row(quality)
+    options = candidates(row, (w, h), scale)
+    files = [encode_candidate(bundle, nets, grey, c, meta) for c in options]
+    if len(options) == 1:
+        recs = reconstruct(nets, files[0], options[0].scale, (w, h)) if keep_rec else [None] * len(files[0])
+        return [Coded(data, rec) for data, rec in zip(files[0], recs)]
+    costs, kept = [], []
+    for candidate, datas in zip(options, files):
+        recs = reconstruct(nets, datas, candidate.scale, (w, h))
+        costs.append([rd_cost(image_error(rec, ref, grey), len(data), h * w, row.lam)
+                      for rec, ref, data in zip(recs, nets.images, datas)])
+        kept.append(recs if keep_rec else [None] * len(recs))
+        del recs  # without keep_rec, one candidate's reconstructions alive at a time
+    best = np.argmin(costs, axis=0)
+    return [Coded(files[b][i], kept[b][i]) for i, b in enumerate(best)]
+
+
+# ---------------------------------------------------------------- decode
+
+def stored_pixels(im: Image.Image) -> tuple[np.ndarray, float]:
+    """A loaded JPEG: its pixels as uint8 RGB (h, w, 3) and the quantisation
+    level of its tables (what conditions PostNet)."""
+    try:
+        level = quant_level(read_tables(im))
+    except ValueError as e:
+        raise JpegPlusError(f"cannot enhance this JPEG: {e}") from None
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB")), level
+
+
+def reconstruct(nets, files: list[bytes], scale: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """What decode gives for files this process just wrote at `scale`, original
+    `size` (w, h): uint8 (H, W, 3) each (grey files: before the L conversion).
+    Opened without Pillow's decompression-bomb check: the bytes are our own."""
+    stored, levels = [], []
+    for data in files:
+        im = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+        im.load()
+        pixels, level = stored_pixels(im)
+        stored.append(pixels)
+        levels.append(level)
+    return nets.post(stored, levels, scale, size)
+
+
+def post_image(bundle: Bundle, im: Image.Image, scale: int, size: tuple[int, int], grey: bool, *,
+               tile: int | None = None) -> Image.Image:
+    """PostNet on a loaded JPEG, tiled: its stored pixels → the full-size image of `size` (w, h)."""
+    pixels, level = stored_pixels(im)
+    out = TiledNets(bundle, tile=tile).post([pixels], [level], scale, size)[0]
+    return Image.fromarray(to_grey(out) if grey else out)
