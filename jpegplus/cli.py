@@ -3,7 +3,8 @@
     jpegplus encode photos/ *.png -o out/ -q 70 -j 2   # images → jpegplus .jpg files
     jpegplus decode out/*.jpg -o png/                  # jpegplus (or plain) JPEG → PNG at full size
     jpegplus info out/a.jpg                            # what the jpegplus segment says
-    jpegplus bench ...                                 # jpegplus.bench (its own --help)
+    jpegplus bench ...                                 # jpegplus.evaluation.bench (its own --help;
+                                                       # needs pip install 'jpegplus[bench]')
     jpegplus demo                                      # the bundled sample against Pillow
 
 Inputs are files, folders (searched recursively for images) and glob
@@ -380,7 +381,7 @@ def cmd_demo(args) -> int:
     from PIL import Image
 
     from . import codec
-    from .metrics import psnr
+    from .evaluation.metrics import psnr
 
     out = (Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="jpegplus-demo-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -454,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
         try:
-            from . import bench
+            from .evaluation import bench
         except ImportError as e:
             print(f"{PROG}: bench is not available: {e}", file=sys.stderr)
             return 2

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jpegplus import bench, peers
+from jpegplus.evaluation import bench, peers
 from jpegplus.bundle import weights_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -94,6 +94,24 @@ def test_info_and_reading_a_manifest_import_no_torch(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
+def test_plain_install_needs_no_bench_extra(tmp_path):
+    # Without OpenCV, scipy and matplotlib: encode, decode, the plugin, Filter and the CLI work,
+    # and `jpegplus bench` fails with one line that names the extra.
+    code = ("import sys; sys.modules.update(dict.fromkeys(['cv2', 'scipy', 'matplotlib'], None)); "
+            "import io, numpy as np, jpegplus; from PIL import Image; from jpegplus import cli; "
+            "rgb = np.asarray(Image.open(sys.argv[1]).convert('RGB')); data = jpegplus.encode(rgb, 50); "
+            "assert jpegplus.decode(data).size == (192, 128); "
+            "jpegplus.register(); im = Image.open(io.BytesIO(data)); im.load(); assert im.size == (192, 128); "
+            "assert jpegplus.Filter(50)(rgb).shape == rgb.shape; "
+            "assert cli.main(['demo', '--out', sys.argv[2], '-q', '30']) == 0; "
+            "assert cli.main(['bench', sys.argv[2]]) == 2")
+    out = subprocess.run([sys.executable, "-c", code, str(FIXTURES / "val1.png"), str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == ["jpegplus bench needs the bench extra: pip install 'jpegplus[bench]' "
+                                               "(missing: opencv-python-headless, matplotlib, scipy)"]
+
+
 # ---------------------------------------------------------------- one trust check
 
 def damaged_files() -> dict[str, bytes]:

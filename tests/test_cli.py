@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import jpegplus
+import jpegplus.evaluation
 from jpegplus import cli
 from jpegplus import segment as seg
 
@@ -185,12 +186,20 @@ def test_info_lines_and_json(tree, capsys):
 
 def test_bench_is_forwarded(monkeypatch):
     seen = []
-    fake = types.ModuleType("jpegplus.bench")
+    fake = types.ModuleType("jpegplus.evaluation.bench")
     fake.main = lambda argv: seen.append(argv) or 7
-    monkeypatch.setitem(sys.modules, "jpegplus.bench", fake)
-    monkeypatch.setattr(jpegplus, "bench", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "jpegplus.evaluation.bench", fake)
+    monkeypatch.setattr(jpegplus.evaluation, "bench", fake, raising=False)
     assert cli.main(["bench", "kodak/", "--qualities", "50", "75"]) == 7
     assert seen == [["kodak/", "--qualities", "50", "75"]]
+
+
+def test_bench_without_its_extra_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    assert cli.main(["bench", "kodak/"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "pip install 'jpegplus[bench]'" in err[0] and "missing: matplotlib" in err[0]
 
 
 def test_demo(tmp_path, capsys):

@@ -12,7 +12,7 @@ import jpegplus
 from jpegplus import segment
 from jpegplus.bundle import load_bundle, weights_dir
 from jpegplus.jpeg import decode_array, encode_array
-from jpegplus.metrics import psnr
+from jpegplus.evaluation.metrics import psnr
 from jpegplus.tables import jpegplus_tables
 
 

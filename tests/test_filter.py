@@ -13,7 +13,7 @@ from jpegplus import bundle as bundle_module
 from jpegplus import codec, engine
 from jpegplus import segment as seg
 from jpegplus.bundle import Ladder
-from jpegplus.metrics import psnr
+from jpegplus.evaluation.metrics import psnr
 
 FIXTURES = Path(__file__).parent / "fixtures"
 QUALITY = 50

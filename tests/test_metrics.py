@@ -1,11 +1,11 @@
-"""jpegplus.metrics: PSNR, MS-SSIM (against pytorch-msssim) and BD-rate."""
+"""jpegplus.evaluation.metrics: PSNR, MS-SSIM (against pytorch-msssim) and BD-rate."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from jpegplus.metrics import bd_rate, ms_ssim, msssim_db, psnr
+from jpegplus.evaluation.metrics import bd_rate, ms_ssim, msssim_db, psnr
 
 # Pillow default on Kodak (shared/notes/anchors.md): bpp and PSNR at q10, 50, 90 plus two more points.
 RATES = np.array([0.33, 0.55, 0.91, 1.40, 2.35])

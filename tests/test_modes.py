@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 import jpegplus
 from jpegplus import segment as seg
 from jpegplus.errors import EmptyImageError, JpegPlusError, UnsupportedModeError
-from jpegplus.metrics import psnr
+from jpegplus.evaluation.metrics import psnr
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -19,7 +19,7 @@ import jpegplus
 from jpegplus import plugin
 from jpegplus import segment as seg
 from jpegplus.jpeg import pillow_only
-from jpegplus.metrics import psnr
+from jpegplus.evaluation.metrics import psnr
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -4,7 +4,7 @@ import pytest
 
 from jpegplus import requant
 from jpegplus.jpeg import decode_array, encode_array
-from jpegplus.metrics import psnr
+from jpegplus.evaluation.metrics import psnr
 from jpegplus.tables import jpegplus_tables
 
 TABLES = jpegplus_tables(50, 0.3, 0.6)

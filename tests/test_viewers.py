@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageCms, JpegImagePlugin
 
 import jpegplus
-from jpegplus.metrics import psnr
+from jpegplus.evaluation.metrics import psnr
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AGREE_DB = 40  # another libjpeg build may round a little differently; a wrong decode is far below this

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from jpegplus import codec, engine, segment
 from jpegplus.bundle import Ladder, load_bundle
-from jpegplus.metrics import psnr
+from jpegplus.evaluation.metrics import psnr
 
 GRID1 = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 17, 20, 24, 28, 33, 38, 44, 50, 56, 62, 68, 74, 80, 85, 90, 93, 96, 98, 100]
 GRID2 = [q for q in GRID1 if q <= 90]

@@ -18,8 +18,8 @@ from PIL import Image
 
 from jpegplus.requant import requantise
 from jpegplus.jpeg import decode_array, encode_array
-from jpegplus.metrics import bd_rate, psnr
-from jpegplus.peers import pillow_decode, pillow_encode
+from jpegplus.evaluation.metrics import bd_rate, psnr
+from jpegplus.evaluation.peers import pillow_decode, pillow_encode
 from jpegplus.tables import jpegplus_tables
 from training.common import CHROMA_WEIGHT, FLATNESS
 

@@ -5,7 +5,7 @@ is over all RGB samples (uint8, peak 255); MS-SSIM is over RGB. A curve holds,
 at each quality setting, the average over images of the per-image values
 (MS-SSIM dB is taken of the averaged MS-SSIM). BD-rates are against Pillow's
 default JPEG at quality 10…90, with pchip of log-rate over the overlapping range
-(jpegplus.metrics.bd_rate). Writes results.json, results.md and rd.png to --out
+(jpegplus.evaluation.metrics.bd_rate). Writes results.json, results.md and rd.png to --out
 and prints the Markdown tables.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import peers
+from . import missing_extra, peers
 from .metrics import bd_rate, ms_ssim, msssim_db, psnr
 
 # jpegplus qualities: its ladder is calibrated to at least Pillow's PSNR at equal
@@ -64,8 +64,8 @@ def build_codecs(qualities, ablations: bool, nofake_folder: Path | None,
     (jpegplus.bundle.Manifest).
     `qualities` are jpegplus's; the anchor, the peers and PostNet-alone use
     `anchor_qualities`."""
-    from .bundle import default_bundle, load_bundle, weights_dir
-    from .errors import WeightsError
+    from ..bundle import default_bundle, load_bundle, weights_dir
+    from ..errors import WeightsError
 
     bundle = default_bundle()
     aq = tuple(anchor_qualities)
@@ -377,6 +377,10 @@ def json_safe(obj):
 def main(argv=None) -> int:
     from tqdm import tqdm
 
+    problem = missing_extra()
+    if problem is not None:
+        print(f"jpegplus {problem}", file=sys.stderr)
+        return 2
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if not args.folder.is_dir():
