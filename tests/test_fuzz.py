@@ -1,5 +1,5 @@
 """Fuzz decode with hypothesis: a few hundred mutated jpegplus files and segments
-per CI run (the property and the mutations live in training/fuzz.py, whose
+per CI run (the property and the mutations live in tests/fuzz.py, whose
 script runs 10 000+ cases)."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from PIL import Image
 import jpegplus
 from jpegplus import segment as seg
 from jpegplus.errors import SegmentWarning
-from training import fuzz
+
+import fuzz  # tests/fuzz.py
 
 
 @settings(max_examples=300, deadline=None, database=None, derandomize=True,

@@ -293,7 +293,7 @@ def test_squared_error_matches_numpy():
 
 
 def test_stress_script_smoke(capsys):
-    from training import stress
+    import stress  # tests/stress.py
 
     assert stress.main(["--no-battery", "--megapixels", "0.05", "--tile", "64"]) == 0
     out = capsys.readouterr().out

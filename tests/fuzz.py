@@ -1,6 +1,6 @@
 """Fuzz jpegplus.decode with hypothesis: mutated jpegplus files and segments.
 
-    python -m training.fuzz --cases 10000      # prints cases, outcomes, failures, time
+    python tests/fuzz.py --cases 10000      # prints cases, outcomes, failures, time
 
 Each case takes one of a few small jpegplus files (colour and grey, scale 1
 and 2) and applies 1..4 mutations: bit flips anywhere, flips inside the

@@ -1,9 +1,9 @@
 """Stress jpegplus: a battery of bad inputs, every mode and size, and one huge image.
 
-    python -m training.stress                    # battery + 100-megapixel encode/decode
-    python -m training.stress --megapixels 0     # battery only
+    python tests/stress.py                    # battery + 100-megapixel encode/decode
+    python tests/stress.py --megapixels 0     # battery only
 
-Prints: cases tried and failures (a failure is any outcome training.fuzz.check
+Prints: cases tried and failures (a failure is any outcome fuzz.check (tests/fuzz.py)
 rejects, or an encode that succeeds/fails where Pillow's JPEG writer would
 not), then for the huge image the encode and decode times, the file size, its
 PSNR against the input and the peak resident memory (ru_maxrss) of the child
@@ -30,7 +30,8 @@ from PIL import Image
 
 import jpegplus
 from jpegplus import engine, segment as seg
-from training import fuzz
+
+import fuzz  # tests/fuzz.py, next to this file
 
 SAMPLE = Path(jpegplus.__file__).parent / "data" / "sample.png"
 MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "YCbCr", "CMYK", "I;16", "I", "F", "LAB", "HSV"]
@@ -167,7 +168,7 @@ def huge_child(megapixels: float, tile: int | None) -> dict:
 
 def huge(megapixels: float, tile: int | None) -> dict:
     """Run huge_child in a fresh process, so its peak RSS is its own."""
-    cmd = [sys.executable, "-m", "training.stress", "--child", "--megapixels", str(megapixels)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--megapixels", str(megapixels)]
     if tile:
         cmd += ["--tile", str(tile)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
