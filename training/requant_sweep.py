@@ -1,27 +1,26 @@
 """Choose the encoder's requantisation on val/ (jpegplus/requant.py).
 
-For each setting (dead-zone threshold : end-of-block λ factor): the jpegplus
-table family with that requantisation
-(no networks), real libjpeg-turbo, averaged over the images; BD-rate over
-PSNR-RGB against Pillow default q10..90 (the benchmark's anchor).
+For each setting (dead-zone threshold : end-of-block λ factor): the table
+family of the weights in --weights (default: the packaged ones) with that
+requantisation (no networks), real libjpeg-turbo, averaged over the images;
+BD-rate over PSNR-RGB against Pillow default q10..90 (the benchmark's anchor).
 
     python -m training.requant_sweep --out runs/requant.json
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 
 import numpy as np
 from PIL import Image
 
-from jpegplus.requant import requantise
-from jpegplus.jpeg import decode_array, encode_array
+from jpegplus.bundle import read_manifest
 from jpegplus.evaluation.metrics import bd_rate, psnr
 from jpegplus.evaluation.peers import pillow_decode, pillow_encode
-from jpegplus.tables import jpegplus_tables
-from training.common import CHROMA_WEIGHT, FLATNESS
+from jpegplus.jpeg import decode_array, encode_array
 
 ANCHOR_Q = range(10, 100, 10)
 GRID = [4, 6, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95]
@@ -42,8 +41,10 @@ def main(argv=None):
     ap.add_argument("--images", default="../shared/data/val/**/*.png")
     ap.add_argument("--settings", default="0.5:0,0.6:0,0.65:0,0.7:0,0.75:0,0.8:0,0.55:0.1,0.6:0.07,0.6:0.1,0.6:0.13",
                     help="comma-separated deadzone:eob pairs")
+    ap.add_argument("--weights", default=None, help="weights folder whose table family is swept (default: packaged)")
     ap.add_argument("--out", default="runs/requant.json")
     args = ap.parse_args(argv)
+    family = read_manifest(args.weights).tables
     images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(glob.glob(args.images, recursive=True))]
 
     anchor_rate, anchor_psnr = [], []
@@ -56,9 +57,9 @@ def main(argv=None):
     for setting in args.settings.split(","):
         deadzone, eob = (float(v) for v in setting.split(":"))
 
-        def code(im, q, options={"deadzone": deadzone, "eob": eob}):
-            t = jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT)
-            data = encode_array(requantise(im, t, **options), t)
+        def code(im, q, setting=dataclasses.replace(family, deadzone=deadzone, eob=eob)):
+            t = setting.tables(q)
+            data = encode_array(setting.requantise(im, t), t)
             return data, decode_array(data)
         rate, dist = average_curve(images, code)
         results[setting] = {"deadzone": deadzone, "eob": eob, "bpp": rate, "psnr": dist,
