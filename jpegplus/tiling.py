@@ -35,24 +35,10 @@ def tensor_to_image(t: torch.Tensor) -> np.ndarray:
     return (t[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-def conv_depth(net: nn.Module) -> int:
-    """3×3 convolutions in sequence at 1/4 resolution: the trunk body plus one head."""
-    return sum(isinstance(m, nn.Conv2d) for m in net.trunk.body) + 1
-
-
-def halo(net: nn.Module, scale: int, upsamples: bool) -> int:
-    """Context (input pixels, a multiple of ALIGN) a tile needs on each side.
-
-    Each 3×3 conv at 1/4 resolution reaches 4 pixels further; an unshuffle cell
-    adds up to 3 more. PostNet at scale 2 runs its trunk on a 2× bicubic
-    upsample (the reach halves, plus 2 pixels of bicubic taps); PreNet at scale
-    2 adds 1 pixel for its 2×2 pooling."""
-    reach = 4 * conv_depth(net) + 3
-    if upsamples and scale == 2:
-        reach = -(-reach // 2) + 2
-    else:
-        reach += scale - 1
-    return -(-reach // ALIGN) * ALIGN
+def halo(net: nn.Module, scale: int) -> int:
+    """Context (input pixels, a multiple of ALIGN) a tile needs on each side:
+    the network's own `reach(scale)`, rounded up to the tile grid."""
+    return -(-net.reach(scale) // ALIGN) * ALIGN
 
 
 def window(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -82,7 +68,7 @@ def run_tiled(net: nn.Module, src: np.ndarray, level: float, scale: int, out_siz
     out_w, out_h = out_size
     out = np.empty((out_h, out_w, 3), np.uint8)
     step = max(ALIGN, (tile or TILE) // ALIGN * ALIGN)
-    margin = halo(net, scale, upsamples)
+    margin = halo(net, scale)
     levels = torch.tensor([float(level)])
     for y0 in range(0, hp, step):
         y1 = min(y0 + step, hp)

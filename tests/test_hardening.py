@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 import jpegplus
 from jpegplus import engine, segment as seg, tiling
 from jpegplus.errors import JpegPlusError, NotJpegError, SegmentWarning
-from jpegplus.models.nets import PostNet, PreNet
+from jpegplus.models.nets import BlockPostNet, PostNet, PreNet
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -226,10 +226,12 @@ def untiled(net, src, level, scale, size, multiple):
     return tiling.tensor_to_image(y)[:size[1], :size[0]]
 
 
-CASES = [(PreNet, False, 1), (PreNet, False, 2), (PostNet, True, 1), (PostNet, True, 2)]
+CASES = [(PreNet, False, 1), (PreNet, False, 2), (PostNet, True, 1), (PostNet, True, 2),
+         (BlockPostNet, True, 1), (BlockPostNet, True, 2)]
+IDS = ["pre1", "pre2", "post1", "post2", "blockpost1", "blockpost2"]
 
 
-@pytest.mark.parametrize("cls, upsamples, scale", CASES, ids=["pre1", "pre2", "post1", "post2"])
+@pytest.mark.parametrize("cls, upsamples, scale", CASES, ids=IDS)
 def test_tiled_matches_untiled_within_tolerance(cls, upsamples, scale):
     net = random_net(cls, 1)
     src = np.asarray(Image.open(FIXTURES / "val0.png").convert("RGB"))[:45, :61]
@@ -243,6 +245,19 @@ def test_tiled_matches_untiled_within_tolerance(cls, upsamples, scale):
         assert np.abs(out.astype(int) - ref).max() <= tiling.TOLERANCE
 
 
+@pytest.mark.parametrize("scale", [1, 2])
+def test_block_postnet_tiles_match_untiled_beyond_its_halo(scale):
+    # An image several halos wide, so that tiles really cut through its context path.
+    net = random_net(BlockPostNet, 4)
+    src = np.asarray(Image.open(FIXTURES / "val1.png").convert("RGB"))[:, :190 // scale]
+    h, w = src.shape[:2]
+    size = (w * scale, h * scale)
+    ref = untiled(net, src, 0.4, scale, size, 16 // scale)
+    out = tiling.run_tiled(net, src, 0.4, scale, size, multiple=16 // scale, upsamples=True, tile=32)
+    assert tiling.halo(net, scale) < w // 2
+    assert np.abs(out.astype(int) - ref).max() <= tiling.TOLERANCE
+
+
 def test_halo_is_what_makes_tiles_match(monkeypatch):
     net = random_net(PostNet, 2)
     src = np.asarray(Image.open(FIXTURES / "val1.png").convert("RGB"))[:64, :64]
@@ -252,7 +267,7 @@ def test_halo_is_what_makes_tiles_match(monkeypatch):
     assert np.abs(out.astype(int) - ref).max() > 10 * tiling.TOLERANCE
 
 
-@pytest.mark.parametrize("cls, upsamples, scale", CASES, ids=["pre1", "pre2", "post1", "post2"])
+@pytest.mark.parametrize("cls, upsamples, scale", CASES, ids=IDS)
 def test_halo_covers_the_receptive_field(cls, upsamples, scale):
     # Change one input pixel; every changed output pixel must lie within the halo (in input pixels).
     net = random_net(cls, 3)
@@ -267,7 +282,7 @@ def test_halo_covers_the_receptive_field(cls, upsamples, scale):
     changed = np.argwhere((y[0] - y[1]).abs().amax(0).numpy() > 1e-6)
     factor = scale if upsamples else 1 / scale
     reach = np.abs(changed / factor - 64).max()
-    assert 8 < reach <= tiling.halo(net, scale, upsamples)
+    assert 8 < reach <= tiling.halo(net, scale)
 
 
 def test_network_calls_are_bounded_by_the_tile(monkeypatch, photo):

@@ -10,16 +10,16 @@ import time
 import numpy as np
 import torch
 
+from jpegplus.bundle import TableFamily, read_manifest
 from jpegplus.requant import requantise
 from jpegplus.jpeg import decode_array, encode_array
-from jpegplus.tables import jpegplus_tables, standard_tables
+from jpegplus.tables import standard_tables
 
-# Table family used while training; the manifest's final figures come from
-# training/calibrate.py, which chooses them on val/.
-FLATNESS, CHROMA_WEIGHT = 0.3, 0.6
-# The encoder's requantisation (jpegplus/requant.py): dead-zone threshold and
-# end-of-block λ factor, chosen on val/ by training/requant_sweep.py.
-REQUANT = {"deadzone": 0.6, "eob": 0.1}
+# The table family and the encoder's requantisation that training codes with:
+# the shipped manifest's (chosen on val/ by training/calibrate.py and
+# training/requant_sweep.py), read from the one place that holds them.
+FAMILY: TableFamily = read_manifest().tables
+REQUANT = FAMILY.requant
 SCALE2_MAX_Q = 60  # stages b and c: internal qualities 1..60 at scale 2, where halving can pay
 
 
@@ -103,7 +103,7 @@ def sample_tables(rng: np.random.Generator, n: int, standard_share: float = 0.0,
     for _ in range(n):
         q = int(rng.integers(1, max_quality + 1))
         std.append(rng.random() < standard_share)
-        out.append(standard_tables(q) if std[-1] else jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT))
+        out.append(standard_tables(q) if std[-1] else FAMILY.tables(q))
     return (np.stack(out), np.array(std)) if flags else np.stack(out)
 
 
@@ -120,16 +120,11 @@ def real_jpeg(batch: np.ndarray, tables: np.ndarray, requant=None) -> tuple[np.n
     return dec, bits
 
 
-def jpegplus_table_at(quality: int) -> np.ndarray:
-    """The training table family at internal JPEG quality 1..100: int (2, 8, 8)."""
-    return jpegplus_tables(int(quality), FLATNESS, CHROMA_WEIGHT)
-
-
 def table_batch(rng: np.random.Generator, n: int, qualities: tuple[int, int], standard: bool) -> np.ndarray:
     """(n, 2, 8, 8) int tables at qualities uniform in qualities[0]..qualities[1]:
     libjpeg's standard tables, or the training family."""
     qs = rng.integers(qualities[0], qualities[1] + 1, n)
-    return np.stack([standard_tables(int(q)) if standard else jpegplus_table_at(q) for q in qs])
+    return np.stack([standard_tables(int(q)) if standard else FAMILY.tables(int(q)) for q in qs])
 
 
 def cosine_lr(peak: float, step: int, steps: int) -> float:
@@ -142,8 +137,8 @@ def scale_at(step: int) -> int:
     return 2 if step % 3 == 2 else 1
 
 
-def to_tensor(batch: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) → float (N, 3, H, W) in 0..255."""
+def batch_to_tensor(batch: np.ndarray) -> torch.Tensor:
+    """A batch: uint8 (N, H, W, 3) → float (N, 3, H, W) in 0..255 (not 0..1)."""
     return torch.from_numpy(np.array(batch, copy=True)).permute(0, 3, 1, 2).float()
 
 

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from jpegplus.tables import quant_level
-from training.common import REQUANT, jpegplus_table_at, load_pack, real_jpeg, to_tensor
-from jpegplus.tables import standard_tables
+from jpegplus.tables import quant_level, standard_tables
+from training.common import FAMILY, REQUANT, batch_to_tensor, load_pack, real_jpeg
 
 # (name, scale, standard tables?, internal JPEG quality)
 VAL_SETTINGS = [("jp20", 1, False, 20), ("jp50", 1, False, 50), ("jp80", 1, False, 80),
@@ -53,16 +52,16 @@ def gains(post, pre, crops: np.ndarray) -> dict:
     was_training = post.training
     post.eval()
     device = next(post.parameters()).device
-    x = to_tensor(crops)
+    x = batch_to_tensor(crops)
     out = {}
     for name, scale, standard, q in VAL_SETTINGS:
-        t = standard_tables(q) if standard else jpegplus_table_at(q)
+        t = standard_tables(q) if standard else FAMILY.tables(int(q))
         tables = np.repeat(t[None], len(crops), 0)
         level = torch.full((len(crops),), quant_level(t))
         stored = crops if standard else \
             (pre(x / 255, level, scale).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
         decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(crops))
-        y = to_tensor(decoded) / 255
+        y = batch_to_tensor(decoded) / 255
         plain = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
         rec = (post(y.to(device), level.to(device), scale).float().cpu().clamp(0, 1) * 255).round()
         out[name] = round(float((psnr(rec, x) - psnr((plain.clamp(0, 1) * 255).round(), x)).mean()), 3)

@@ -18,7 +18,7 @@ import torch
 
 from jpegplus.tables import quant_level
 from training.common import (REQUANT, SCALE2_MAX_Q, Crops, add_loop_args, cosine_lr, load_checkpoint, real_jpeg,
-                             restore_net, sample_tables, save_checkpoint, scale_at, start_run, to_tensor)
+                             restore_net, sample_tables, save_checkpoint, scale_at, start_run, batch_to_tensor)
 from training.losses import LOSSES, restoration_loss
 
 
@@ -64,11 +64,11 @@ def main(argv=None):
         tables = torch.from_numpy(tables).float()
         level = torch.tensor([quant_level(t.numpy()) for t in tables])
         batch = crops.batch(cfg["batch"])
-        x = to_tensor(batch) / 255
+        x = batch_to_tensor(batch) / 255
         with torch.no_grad():
             stored = (pre(x, level, scale).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
         decoded, _ = real_jpeg(stored, tables.long().numpy(), requant)
-        x_hat = post(to_tensor(decoded) / 255, level, scale)
+        x_hat = post(batch_to_tensor(decoded) / 255, level, scale)
         loss, mse = restoration_loss(x_hat, x, cfg["loss"])
         opt.zero_grad()
         loss.backward()

@@ -13,9 +13,9 @@ The gpu preset needs no ../shared: it reads packs/gpu_pack.npz (lossless
 training crops) and packs/val_crops.npz (the val/ check), which travel with the
 working tree (carry them), and writes checkpoint and logs to --out.
 
-The table family and the requantisation are constants in training/common.py
-(FLATNESS, CHROMA_WEIGHT, REQUANT), chosen on val/ beforehand; the
-requantisation by `python -m training.requant_sweep`.
+Training codes with the shipped manifest's table family and requantisation
+(training/common.py FAMILY), chosen on val/ beforehand; the requantisation by
+`python -m training.requant_sweep`.
 """
 from __future__ import annotations
 

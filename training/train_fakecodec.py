@@ -17,12 +17,11 @@ import torch
 from PIL import Image
 from scipy.optimize import nnls
 
-from jpegplus.metrics import psnr
+from jpegplus.evaluation.metrics import psnr
 from jpegplus.models import build
 from jpegplus.models.fakecodec import rate_features
-from jpegplus.tables import jpegplus_tables
-from training.common import (CHROMA_WEIGHT, FLATNESS, add_loop_args, Crops, load_checkpoint, real_jpeg,
-                             sample_tables, save_checkpoint, start_run, to_tensor)
+from training.common import (FAMILY, add_loop_args, Crops, load_checkpoint, real_jpeg,
+                             sample_tables, save_checkpoint, start_run, batch_to_tensor)
 
 BANDS = [(1, 25), (26, 50), (51, 75), (76, 100)]
 
@@ -39,7 +38,7 @@ def fit_rate(codec, images, rng, per_image: int) -> np.ndarray:
         tables = sample_tables(rng, per_image)
         _, real_bits = real_jpeg(np.repeat(im[None], per_image, 0), tables)
         with torch.no_grad():
-            _, coeffs = codec.jpeg(to_tensor(np.repeat(im[None], per_image, 0)), torch.from_numpy(tables).float())
+            _, coeffs = codec.jpeg(batch_to_tensor(np.repeat(im[None], per_image, 0)), torch.from_numpy(tables).float())
         feats.append(rate_features(coeffs).double().numpy())
         bits.append(real_bits)
     a, b = np.concatenate(feats), np.concatenate(bits)
@@ -55,10 +54,10 @@ def fidelity(codec, images, seed: int = 1) -> dict:
     for im in images:
         for lo, hi in BANDS:
             q = int(rng.integers(lo, hi + 1))
-            t = jpegplus_tables(q, FLATNESS, CHROMA_WEIGHT)[None]
+            t = FAMILY.tables(q)[None]
             real, bits = real_jpeg(im[None], t)
             with torch.no_grad():
-                out = codec(to_tensor(im[None]), torch.from_numpy(t).float())
+                out = codec(batch_to_tensor(im[None]), torch.from_numpy(t).float())
             fake = out["x_hat"].clamp(0, 255).round()[0].permute(1, 2, 0).numpy().astype(np.uint8)
             core = out["base"][0].permute(1, 2, 0).numpy().astype(np.uint8)
             r = rows[f"q{lo}-{hi}"]
@@ -106,8 +105,8 @@ def main(argv=None):
         batch = crops.batch(cfg["batch"])
         tables = sample_tables(rng, cfg["batch"], standard_share=0.3)
         real, _ = real_jpeg(batch, tables)
-        out = codec(to_tensor(batch), torch.from_numpy(tables).float())
-        loss = torch.mean((out["x_hat"] - to_tensor(real)) ** 2)
+        out = codec(batch_to_tensor(batch), torch.from_numpy(tables).float())
+        loss = torch.mean((out["x_hat"] - batch_to_tensor(real)) ** 2)
         opt.zero_grad()
         loss.backward()
         opt.step()

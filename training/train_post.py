@@ -37,7 +37,7 @@ from jpegplus.bundle import load_bundle
 from jpegplus.models import build
 from jpegplus.tables import quant_level
 from training.common import (REQUANT, Crops, add_loop_args, cosine_lr, load_checkpoint, load_pack, real_jpeg,
-                             restore_net, save_checkpoint, start_run, table_batch, to_tensor)
+                             restore_net, save_checkpoint, start_run, table_batch, batch_to_tensor)
 from training.evaluate_post import gains, val_crops
 from training.losses import restoration_loss
 
@@ -71,7 +71,7 @@ def make_batch(index: int):
         stored = x
     else:
         with torch.inference_mode():
-            y = o["pre"](to_tensor(x) / 255, torch.from_numpy(level), scale)
+            y = o["pre"](batch_to_tensor(x) / 255, torch.from_numpy(level), scale)
         stored = (y.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
     decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(tables))
     return x, decoded, level, scale
@@ -136,8 +136,8 @@ def main(argv=None):
         lr = cosine_lr(cfg["lr"], progress, 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = (to_tensor(x) / 255).to(device, memory_format=torch.channels_last)
-        y = (to_tensor(decoded) / 255).to(device, memory_format=torch.channels_last)
+        x = (batch_to_tensor(x) / 255).to(device, memory_format=torch.channels_last)
+        y = (batch_to_tensor(decoded) / 255).to(device, memory_format=torch.channels_last)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             x_hat = post(y, torch.from_numpy(level).to(device), scale)
         loss, _ = restoration_loss(x_hat, x)

@@ -32,8 +32,8 @@ import torch
 from jpegplus.models import build
 from jpegplus.models.diffjpeg import ste_round
 from jpegplus.tables import quant_level
-from training.common import (SCALE2_MAX_Q, Crops, add_loop_args, cosine_lr, jpegplus_table_at, load_checkpoint,
-                             real_jpeg, restore_net, save_checkpoint, scale_at, start_run, to_tensor)
+from training.common import (SCALE2_MAX_Q, Crops, add_loop_args, cosine_lr, FAMILY, load_checkpoint,
+                             real_jpeg, restore_net, save_checkpoint, scale_at, start_run, batch_to_tensor)
 from training.losses import rd_loss, rd_slope
 
 
@@ -43,7 +43,7 @@ def codec_slopes(crops: Crops, n: int = 48) -> np.ndarray:
     qs = np.arange(1, 101)
     mse, bpp = [], []
     for q in qs:
-        t = np.repeat(jpegplus_table_at(q)[None], n, 0)
+        t = np.repeat(FAMILY.tables(int(q))[None], n, 0)
         dec, bits = real_jpeg(batch, t)
         mse.append(np.mean((dec.astype(float) - batch) ** 2))
         bpp.append(bits.sum() / (n * batch.shape[1] * batch.shape[2]))
@@ -54,7 +54,7 @@ def codec_slopes(crops: Crops, n: int = 48) -> np.ndarray:
 
 
 def tables_for(qs) -> torch.Tensor:
-    return torch.from_numpy(np.stack([jpegplus_table_at(q) for q in qs])).float()
+    return torch.from_numpy(np.stack([FAMILY.tables(int(q)) for q in qs])).float()
 
 
 def main(argv=None):
@@ -101,7 +101,7 @@ def main(argv=None):
         level = torch.tensor([quant_level(t.numpy()) for t in tables])
         lam = torch.from_numpy(lam_table[qs - 1]).float()
 
-        x = to_tensor(crops.batch(cfg["batch"])) / 255
+        x = batch_to_tensor(crops.batch(cfg["batch"])) / 255
         stored = ste_round(pre(x, level, scale).clamp(0, 1) * 255)
         if cfg["codec"] == "fake":
             out = codec(stored, tables)

@@ -35,6 +35,11 @@ class Trunk(nn.Module):
         return self.head(self.body(x))
 
 
+def trunk_convs(trunk: Trunk) -> int:
+    """3×3 convolutions in sequence in a trunk: its body plus the head."""
+    return sum(isinstance(m, nn.Conv2d) for m in trunk.body) + 1
+
+
 def condition_maps(ref: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
     """Constant planes (N, len(values), h, w) shaped like `ref`, one per per-sample scalar (N,)."""
     n, _, h, w = ref.shape

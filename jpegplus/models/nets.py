@@ -10,14 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Trunk, condition_maps
+from .blocks import Trunk, condition_maps, trunk_convs
 
 
 class PreNet(nn.Module):
     """Full-size RGB → RGB at 1/scale: a learned residual over the identity
     (scale 1) or over a 2×2 area downsample (scale 2). One trunk, one head per scale."""
-
-    scales = (1, 2)
 
     def __init__(self, channels: int = 32, depth: int = 3):
         super().__init__()
@@ -26,6 +24,12 @@ class PreNet(nn.Module):
         self.head2 = nn.Conv2d(channels, 12, 3, padding=1)
         nn.init.zeros_(self.head2.weight)
         nn.init.zeros_(self.head2.bias)
+
+    def reach(self, scale: int) -> int:
+        """Input pixels of context an output pixel depends on, each side: each 3×3
+        conv at ¼ resolution reaches 4 pixels, the unshuffle cell 3 more, and the
+        2×2 pooling at scale 2 one more."""
+        return 4 * trunk_convs(self.trunk) + 3 + (scale - 1)
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
         u = F.pixel_unshuffle(x, 4) - 0.5  # centred input: trains several times faster than 0..1
@@ -40,12 +44,17 @@ class PostNet(nn.Module):
     """Decoded RGB at 1/scale → full-size RGB: bicubic ×scale, then a learned
     residual that upsamples detail and removes block and ringing artifacts."""
 
-    scales = (1, 2)
-
     def __init__(self, channels: int = 64, depth: int = 5):
         super().__init__()
         self.config = {"channels": channels, "depth": depth}
         self.trunk = Trunk(48 + 2, 48, channels, depth)
+
+    def reach(self, scale: int) -> int:
+        """Input pixels of context an output pixel depends on, each side. At scale
+        2 the trunk runs on a 2× bicubic upsample: its reach halves, plus 2 pixels
+        of bicubic taps."""
+        full = 4 * trunk_convs(self.trunk) + 3
+        return full if scale == 1 else -(-full // 2) + 2
 
     def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
         base = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
