@@ -8,8 +8,12 @@ import os
 import pytest
 import torch
 
+import numpy as np
+
+from jpegplus.bundle import load_bundle, read_manifest
 from jpegplus.models import build
-from training import rebuild
+from training import export, rebuild
+from training.calibrate import BLEND_TO, byte_budgets
 from training.common import load_checkpoint, restore_net
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -28,6 +32,26 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     rebuild.main(args)  # a second run finds every stage done
     assert capsys.readouterr().out.count("done already") == 3
+
+    # Exported with the shipped PreNet, FakeCodec, tables and ladder: a bundle the codec loads.
+    export.main(["--post", str(tmp_path / "post_v2.pt"), "--out", str(tmp_path / "export")])
+    shipped, exported = read_manifest(), read_manifest(tmp_path / "export")
+    assert exported.models["pre"].sha256 == shipped.models["pre"].sha256
+    assert exported.models["post"].class_name == "BlockPostNet"
+    assert exported.ladder == shipped.ladder and exported.tables == shipped.tables
+    assert exported.training["post"]["step"] == ckpt["step"]
+    assert type(load_bundle(tmp_path / "export").nets["post"]).__name__ == "BlockPostNet"
+
+
+def test_byte_budgets_fall_to_the_floor_below_blend_quality():
+    anchor = np.linspace(5000, 60000, 100)  # Pillow's mean bytes per quality
+    pixels = [512 * 512] * 3
+    budget = byte_budgets(anchor, pixels, floor_bpp=0.08)
+    assert budget[0] == pytest.approx(0.08 * 512 * 512 / 8)
+    assert np.all(np.diff(budget) > 0)  # quality keeps its order
+    assert np.all(budget <= anchor)
+    assert np.array_equal(budget[BLEND_TO - 1:], anchor[BLEND_TO - 1:])
+    assert np.array_equal(byte_budgets(anchor, pixels, floor_bpp=None), anchor)
 
 
 @pytest.mark.parametrize("scale", [1, 2])

@@ -2,8 +2,10 @@
 per scale, and the λ the closed-loop scale choice uses.
 
 Promise: on average over val/, jpegplus at quality q gives no more bytes and no
-lower PSNR than Pillow (default settings) at q. For each q:
-  q1 = highest internal quality whose mean size at scale 1 is ≤ Pillow's mean size at q;
+lower PSNR than Pillow (default settings) at q. Below quality 10 the byte
+budget falls further, to --floor-bpp at quality 1, so the lowest qualities reach
+the low-rate regime that Pillow's bottom does not. For each q:
+  q1 = highest internal quality whose mean size at scale 1 is within q's budget;
   q2 = highest internal quality whose mean size at scale 2 is ≤ that of q1 at scale 1
        (0 = scale 2 is never tried: it is not within `--s2-margin` dB of scale 1 there);
   λ  = −dMSE/dbpp of the scale-1 curve at q1 (the exchange rate for the choice).
@@ -29,9 +31,11 @@ from tqdm import tqdm
 from jpegplus import codec, engine, segment
 from jpegplus.bundle import Ladder, load_bundle
 from jpegplus.evaluation.metrics import psnr
+from training.losses import rd_slope
 
 GRID1 = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 17, 20, 24, 28, 33, 38, 44, 50, 56, 62, 68, 74, 80, 85, 90, 93, 96, 98, 100]
 GRID2 = [q for q in GRID1 if q <= 90]
+BLEND_TO = 10  # user qualities below this may take fewer bytes than Pillow's (--floor-bpp)
 
 
 def pillow_curve(images) -> tuple[np.ndarray, np.ndarray]:
@@ -66,20 +70,35 @@ def highest_within(grid, mean_size, budget: float) -> int:
     return int(ok.max()) if len(ok) else 0
 
 
-def build_ladder(anchor_size, pixels, g1, s1, p1, g2, s2, p2, margin_db: float) -> Ladder:
+def byte_budgets(anchor_size, pixels, floor_bpp: float | None, blend_to: int = BLEND_TO) -> np.ndarray:
+    """Mean bytes allowed per user quality 1..100: Pillow's at that quality, except
+    below `blend_to`, where the budget falls geometrically from Pillow's bytes at
+    `blend_to` to `floor_bpp` bits per pixel at quality 1 (the low-rate regime,
+    which Pillow's bottom does not reach). Quality keeps its order."""
+    budget = np.asarray(anchor_size, float).copy()
+    if floor_bpp:
+        floor = floor_bpp * float(np.mean(pixels)) / 8
+        qs = np.arange(1, blend_to)
+        blend = np.exp(np.interp(qs, [1, blend_to], [np.log(floor), np.log(budget[blend_to - 1])]))
+        budget[:blend_to - 1] = np.minimum(budget[:blend_to - 1], blend)
+    return budget
+
+
+def build_ladder(anchor_size, pixels, g1, s1, p1, g2, s2, p2, margin_db: float,
+                 floor_bpp: float | None = None) -> Ladder:
     """The ladder from Pillow's mean bytes per quality (100,), the images' pixel
-    counts (n,) and jpegplus's bytes and PSNR per image at grids g1 (scale 1) and g2 (scale 2)."""
+    counts (n,) and jpegplus's bytes and PSNR per image at grids g1 (scale 1) and g2 (scale 2).
+    Each quality's byte budget is byte_budgets(...): q1 is the highest internal
+    quality within it (at least 1), q2 the highest within it and within q1's bytes."""
     m1, m2 = s1.mean(0), s2.mean(0)
     mse1 = (255.0**2 / 10 ** (p1 / 10)).mean(0)
     bpp1 = (8 * s1 / np.asarray(pixels, float)[:, None]).mean(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = -np.gradient(mse1, bpp1)
-    ok = np.isfinite(slope)  # the coarsest grid points share clipped tables: no slope there
-    slope = np.interp(g1, np.asarray(g1)[ok], slope[ok])
+    slope = rd_slope(mse1, bpp1, g1)
+    budgets = byte_budgets(anchor_size, pixels, floor_bpp)
     q1s, q2s, lams = [], [], []
     for q in range(1, 101):
-        q1 = max(1, highest_within(g1, m1, anchor_size[q - 1]))
-        budget = float(np.interp(q1, g1, m1))
+        q1 = max(1, highest_within(g1, m1, budgets[q - 1]))
+        budget = min(float(np.interp(q1, g1, m1)), budgets[q - 1])
         q2 = highest_within(g2, m2, budget)
         if q2 and np.interp(q2, g2, p2.mean(0)) < np.interp(q1, g1, p1.mean(0)) - margin_db:
             q2 = 0
@@ -112,6 +131,9 @@ def main(argv=None):
     ap.add_argument("--data", default="../shared/data/val/cid22")
     ap.add_argument("--out", default="runs/ladder.json")
     ap.add_argument("--s2-margin", type=float, default=1.5, help="dB below scale 1 where scale 2 is still tried")
+    ap.add_argument("--floor-bpp", type=float, default=0.08,
+                    help=f"mean bits per pixel at quality 1; qualities below {BLEND_TO} blend up to Pillow's bytes "
+                         "(0: Pillow's bytes everywhere)")
     args = ap.parse_args(argv)
     files = sorted(glob.glob(os.path.join(args.data, "*.png")))
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
@@ -121,7 +143,7 @@ def main(argv=None):
     s1, p1 = jpegplus_curve(bundle, images, 1, GRID1)
     s2, p2 = jpegplus_curve(bundle, images, 2, GRID2)
     pixels = [im.shape[0] * im.shape[1] for im in images]
-    ladder = build_ladder(anchor_size, pixels, GRID1, s1, p1, GRID2, s2, p2, args.s2_margin)
+    ladder = build_ladder(anchor_size, pixels, GRID1, s1, p1, GRID2, s2, p2, args.s2_margin, args.floor_bpp)
 
     bundle = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, ladder=ladder))
     rows = check(bundle, images, anchor_size, anchor_psnr)
