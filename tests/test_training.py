@@ -12,7 +12,7 @@ import numpy as np
 
 from jpegplus.bundle import load_bundle, read_manifest
 from jpegplus.models import build
-from training import export, rebuild
+from training import rebuild
 from training.calibrate import BLEND_TO, byte_budgets
 from training.common import load_checkpoint, restore_net
 
@@ -28,19 +28,19 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     assert type(net).__name__ == "BlockPostNet"
     assert ckpt["extra"]["wall_s"] == pytest.approx(0.15 * 60, abs=5)  # the --minutes budget
     log = json.loads((tmp_path / "rebuild.json").read_text())
-    assert set(log) == {"pack", "val_pack", "post_v2"}
+    assert set(log) == {"pack", "val_pack", "post_v2", "export"}
+    assert ckpt["extra"]["runs"][0]["hardware"].endswith("1 torch thread(s)")
     capsys.readouterr()
     rebuild.main(args)  # a second run finds every stage done
-    assert capsys.readouterr().out.count("done already") == 3
+    assert capsys.readouterr().out.count("done already") == 4
 
     # Exported with the shipped PreNet, FakeCodec, tables and ladder: a bundle the codec loads.
-    export.main(["--post", str(tmp_path / "post_v2.pt"), "--out", str(tmp_path / "export")])
-    shipped, exported = read_manifest(), read_manifest(tmp_path / "export")
+    shipped, exported = read_manifest(), read_manifest(tmp_path / "weights")
     assert exported.models["pre"].sha256 == shipped.models["pre"].sha256
     assert exported.models["post"].class_name == "BlockPostNet"
     assert exported.ladder == shipped.ladder and exported.tables == shipped.tables
     assert exported.training["post"]["step"] == ckpt["step"]
-    assert type(load_bundle(tmp_path / "export").nets["post"]).__name__ == "BlockPostNet"
+    assert type(load_bundle(tmp_path / "weights").nets["post"]).__name__ == "BlockPostNet"
 
 
 def test_byte_budgets_fall_to_the_floor_below_blend_quality():

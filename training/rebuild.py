@@ -6,7 +6,9 @@ each stage in <out>/rebuild.json, which the model card quotes.
 
     python -m training.rebuild                        # cpu: the v1 model, ≈ 2 h on 2 CPU cores (weights/MODEL_CARD.md)
     python -m training.rebuild --preset gpu-pack      # here: the packs the GPU preset reads (packs/, ≈ 48 MiB)
-    python -m training.rebuild --preset gpu --out $OUT   # on one H100: PostNet v2 in 5 min, checkpoint every minute
+    python -m training.rebuild --preset gpu --out $OUT   # on one H100: PostNet v2 in 5 min (checkpoint every
+                                                      # minute), exported to $OUT/weights with the shipped ladder;
+                                                      # then here: training.calibrate --weights <it>, export --ladder
     python -m training.rebuild --preset smoke --out /tmp/smoke   # the gpu preset in miniature, on the CPU (a test runs it)
 
 The gpu preset needs no ../shared: it reads packs/gpu_pack.npz (lossless
@@ -40,6 +42,7 @@ PRESETS = {
         ("post_v2", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
                      "--batch", "64", "--lr", "1e-3", "--minutes", "5", "--eval-every", "2000",
                      "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
+        ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
     ],
     "smoke": [
         ("pack", ["training.make_pack", "--data", "{train}", "--crops", "24", "--size", "64", "--compact",
@@ -49,6 +52,7 @@ PRESETS = {
         ("post_v2", ["training.train_post", "--device", "cpu", "--workers", "1", "--threads", "1",
                      "--batch", "2", "--crop", "64", "--minutes", "0.15", "--eval-every", "1000",
                      "--pack", "{out}/pack.npz", "--val", "{out}/val.npz", "--out", "{out}/post_v2.pt"], None),
+        ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
     ],
     "cpu": [
         ("pack", ["training.make_pack", "--crops", "6000", "--size", "128"], "packs/train_crops.npy"),

@@ -91,6 +91,15 @@ def batches(cfg: dict, first: int):
         yield from pool.imap(make_batch, range(first, 1 << 40), chunksize=1)
 
 
+def hardware(device: torch.device, threads: int) -> str:
+    """The machine a run trains on, for the model card."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (+ CPU batch workers)"
+    import platform
+
+    return f"{platform.machine()} CPU, {threads} torch thread(s)"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     add_loop_args(ap, steps=20000, batch=16, crop=128, lr=5e-4, seed=3, out="runs/post_v2.pt")
@@ -125,6 +134,12 @@ def main(argv=None):
         log(event="start", params=sum(p.numel() for p in post.parameters()),
             shipped_gain_db=gains(load_bundle(cfg["weights"], names=("post",)).nets["post"], pre, val))
 
+    runs = (ckpt or {}).get("extra", {}).get("runs", [])
+    runs.append({"hardware": hardware(device, cfg["threads"]), "from_step": step})
+
+    def record(wall_s: float) -> dict:
+        return {"wall_s": wall_s, "runs": runs}
+
     # Loop.
     t0 = last_save = time.time()
     budget = cfg["minutes"] * 60 if cfg["minutes"] else None
@@ -151,9 +166,9 @@ def main(argv=None):
         if step % cfg["eval_every"] == 0:
             log(step=step, gain_db=gains(post, pre, val))
         if time.time() - last_save > cfg["save_every"]:
-            save_checkpoint(cfg["out"], step, cfg, {"post": post}, opt, {"wall_s": wall + time.time() - t0})
+            save_checkpoint(cfg["out"], step, cfg, {"post": post}, opt, record(wall + time.time() - t0))
             last_save = time.time()
-    save_checkpoint(cfg["out"], step, cfg, {"post": post}, opt, {"wall_s": wall + time.time() - t0})
+    save_checkpoint(cfg["out"], step, cfg, {"post": post}, opt, record(wall + time.time() - t0))
     log(event="done", step=step, wall_s=round(wall + time.time() - t0, 1), gain_db=gains(post, pre, val))
 
 
