@@ -27,7 +27,7 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     net = restore_net(ckpt["models"]["post"])
     assert type(net).__name__ == "BlockPostNet"
     assert ckpt["extra"]["wall_s"] == pytest.approx(0.15 * 60, abs=5)  # the --minutes budget
-    log = json.loads((tmp_path / "rebuild.json").read_text())
+    log = json.loads((tmp_path / "rebuild-smoke.json").read_text())
     assert set(log) == {"pack", "val_pack", "post_v2", "export"}
     assert ckpt["extra"]["runs"][0]["hardware"].endswith("1 torch thread(s)")
     capsys.readouterr()

@@ -2,7 +2,8 @@
 
 Runs every stage in order, each resumable (rerun the command after an
 interruption and finished stages are skipped), and records the wall time of
-each stage in <out>/rebuild.json, which the model card quotes.
+each stage in <out>/rebuild.json (rebuild-<preset>.json for the other presets),
+which the model card quotes.
 
     python -m training.rebuild                        # cpu: the v1 model, ≈ 2 h on 2 CPU cores (weights/MODEL_CARD.md)
     python -m training.rebuild --preset gpu-pack      # here: the packs the GPU preset reads (packs/, ≈ 48 MiB)
@@ -85,7 +86,7 @@ def main(argv=None):
     ap.add_argument("--val-data", default="../shared/data/val/cid22")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    log = os.path.join(args.out, "rebuild.json")
+    log = os.path.join(args.out, "rebuild.json" if args.preset == "cpu" else f"rebuild-{args.preset}.json")
     done = json.load(open(log)) if os.path.exists(log) else {}
     paths = {"out": args.out, "train": args.train_data, "val": args.val_data}
     for name, cmd, product in PRESETS[args.preset]:
