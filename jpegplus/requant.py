@@ -102,17 +102,24 @@ def place_eob(c: np.ndarray, levels: np.ndarray, q: np.ndarray, lam: float) -> n
     return out
 
 
-def quantise_plane(plane: np.ndarray, table: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
-    """A centred plane (h, w), multiples of 8, as the decode of its requantised coefficients.
-    DC is rounded as libjpeg does."""
-    h, w = plane.shape
-    blocks = plane.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
-    q = table.astype(np.float32).reshape(64)
-    c = blocks @ DCT2.T / q
+def quantise_levels(c: np.ndarray, table: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
+    """The encoder's integer levels of scaled coefficients c = DCT/Q, (n, 64) in
+    natural order, for the 8×8 `table`: dead-zone rounding of AC, DC rounded as
+    libjpeg does, then end-of-block placement. (The FakeCodec uses this too.)"""
     k = np.sign(c) * np.floor(np.abs(c) + (1 - max(deadzone, 0.5)))
     k[:, 0] = np.round(c[:, 0])
     if eob > 0:
-        k = place_eob(c, k, q, eob * float(np.mean(table[:3, :3])) ** 2)
+        q = np.asarray(table, np.float32).reshape(64)
+        k = place_eob(c, k, q, eob * float(np.mean(np.asarray(table)[:3, :3])) ** 2)
+    return k
+
+
+def quantise_plane(plane: np.ndarray, table: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
+    """A centred plane (h, w), multiples of 8, as the decode of its requantised coefficients."""
+    h, w = plane.shape
+    blocks = plane.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
+    q = table.astype(np.float32).reshape(64)
+    k = quantise_levels(blocks @ DCT2.T / q, table, deadzone, eob)
     rec = (k * q) @ DCT2
     return rec.reshape(h // 8, w // 8, 8, 8).transpose(0, 2, 1, 3).reshape(h, w)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -62,25 +63,50 @@ def fancy_upsample(c: torch.Tensor) -> torch.Tensor:
     return F.interpolate(c[:, None], scale_factor=2, mode="bilinear", align_corners=False)[:, 0]
 
 
-class DiffJPEG(torch.nn.Module):
-    """Analytic JPEG round trip. `forward(x, tables)` returns the decoded image
-    and the scaled DCT coefficients c = DCT/Q (before rounding) per plane, which
-    the rate model reads. tables: (N, 2, 8, 8) luma and chroma quantisers."""
+def encoder_levels(c: torch.Tensor, tables: torch.Tensor, deadzone: float, eob: float) -> torch.Tensor:
+    """The integer levels jpegplus's encoder gives scaled coefficients c (N, bh, bw, 8, 8)
+    with per-sample 8×8 `tables` (N, 8, 8): jpegplus.requant's dead zone and
+    end-of-block placement, computed exactly (no gradient; see quantise)."""
+    from ..requant import quantise_levels
 
-    def __init__(self):
+    flat = c.detach().float().cpu().numpy().reshape(c.shape[0], -1, 64)
+    levels = [quantise_levels(f, t, deadzone, eob) for f, t in zip(flat, tables.detach().cpu().numpy())]
+    return torch.from_numpy(np.stack(levels)).to(c).reshape(c.shape)
+
+
+def quantise(c: torch.Tensor, tables: torch.Tensor, deadzone: float, eob: float) -> torch.Tensor:
+    """Levels of c in the forward pass, identity gradient (straight-through): libjpeg's
+    rounding when deadzone ≤ 0.5 and eob = 0, else the encoder's requantisation."""
+    if deadzone <= 0.5 and eob <= 0:
+        return ste_round(c)
+    return c + (encoder_levels(c, tables, deadzone, eob) - c).detach()
+
+
+class DiffJPEG(torch.nn.Module):
+    """Analytic JPEG round trip. `forward(x, tables)` returns the decoded image,
+    the scaled DCT coefficients c = DCT/Q (before rounding) per plane and the
+    levels the encoder gives them (straight-through), which the rate model reads.
+    tables: (N, 2, 8, 8) luma and chroma quantisers. `deadzone` and `eob` are
+    the encoder's requantisation (jpegplus.requant; 0.5 and 0: libjpeg's own)."""
+
+    def __init__(self, deadzone: float = 0.5, eob: float = 0.0):
         super().__init__()
+        self.deadzone, self.eob = deadzone, eob
         self.register_buffer("dct", dct_matrix(), persistent=False)
 
     def forward(self, x: torch.Tensor, tables: torch.Tensor):
         ycc = rgb_to_ycbcr(x) - 128
         chroma = F.avg_pool2d(ycc[:, 1:], 2)
         planes = [ycc[:, 0], chroma[:, 0], chroma[:, 1]]
-        out, coeffs = [], []
+        out, coeffs, levels = [], [], []
         for i, p in enumerate(planes):
-            q = tables[:, 0 if i == 0 else 1][:, None, None]  # (N, 1, 1, 8, 8)
+            t = tables[:, 0 if i == 0 else 1]
+            q = t[:, None, None]  # (N, 1, 1, 8, 8)
             c = self.dct @ to_blocks(p) @ self.dct.T / q
+            k = quantise(c, t, self.deadzone, self.eob)
             coeffs.append(c)
-            rec = from_blocks(self.dct.T @ (ste_round(c) * q) @ self.dct)
+            levels.append(k)
+            rec = from_blocks(self.dct.T @ (k * q) @ self.dct)
             out.append(rec if i == 0 else fancy_upsample(rec))
         rgb = ycbcr_to_rgb(torch.stack(out, 1) + 128)
-        return ste_round(rgb.clamp(0, 255)), coeffs
+        return ste_round(rgb.clamp(0, 255)), coeffs, levels

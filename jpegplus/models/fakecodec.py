@@ -18,18 +18,28 @@ from .diffjpeg import DiffJPEG
 N_RATE_FEATURES = 9
 
 
-def rate_features(coeffs: list[torch.Tensor]) -> torch.Tensor:
-    """(N, 9) rate features from the scaled coefficients c = DCT/Q of Y, Cb, Cr.
+def rate_features(coeffs: list[torch.Tensor], levels: list[torch.Tensor] | None = None,
+                  deadzone: float = 0.5) -> torch.Tensor:
+    """(N, 9) rate features from the scaled coefficients c = DCT/Q of Y, Cb, Cr
+    and the levels the encoder gives them.
 
-    Per plane group (luma, chroma): a soft count of coefficients that round
-    away from zero (ramping from |c| = 0.25 to 0.75, so gradients can push one
-    to zero), the soft-weighted magnitude bits Σ nz·log2(1 + |c|) and its square (long
-    Huffman codes for large magnitudes), and a soft
-    count of blocks with any non-zero AC (each costs an end-of-block code);
-    plus a per-file constant for headers and Huffman tables."""
+    Per plane group (luma, chroma): a soft count of coefficients that are sent
+    (ramping over |c| = deadzone ± 0.25, so gradients can push one to zero; the
+    ones end-of-block placement cut, per `levels`, count nothing), the
+    soft-weighted magnitude bits Σ nz·log2(1 + |c|) and its square (long Huffman
+    codes for large magnitudes), and a soft count of blocks with any non-zero AC
+    (each costs an end-of-block code); plus a per-file constant for headers and
+    Huffman tables."""
+    threshold = max(deadzone, 0.5)
+    if levels is None:
+        levels = [None] * len(coeffs)
     feats = []
-    for group in (coeffs[:1], coeffs[1:]):
-        nz = [torch.clamp(2 * c.abs() - 0.5, 0, 1) for c in group]
+    for group, group_levels in ((coeffs[:1], levels[:1]), (coeffs[1:], levels[1:])):
+        nz = []
+        for c, k in zip(group, group_levels):
+            ramp = torch.clamp(2 * (c.abs() - threshold) + 0.5, 0, 1)
+            sent = None if k is None else ((k.detach() != 0) | (c.detach().abs() < threshold + 0.25)).to(c)
+            nz.append(ramp if sent is None else ramp * sent)
         count = sum(z.flatten(1).sum(1) for z in nz)
         logs = [torch.log2(1 + c.abs()) for c in group]
         mag = sum((z * l).flatten(1).sum(1) for z, l in zip(nz, logs))
@@ -44,20 +54,34 @@ def rate_features(coeffs: list[torch.Tensor]) -> torch.Tensor:
 class FakeCodec(nn.Module):
     """forward(x, tables) → {"x_hat": (N,3,H,W) 0..255, "bits": (N,) estimated file bits}.
 
-    x: float (N, 3, H, W) in 0..255, H and W multiples of 16; tables: (N, 2, 8, 8)."""
+    x: float (N, 3, H, W) in 0..255, H and W multiples of 16; tables: (N, 2, 8, 8).
+    `deadzone` and `eob` are the encoder's requantisation it imitates (0.5 and 0:
+    libjpeg's own rounding, what the first FakeCodec modelled). The rate model has
+    one weight vector per band of quantisation level (`rate_bands`; band b holds
+    levels from rate_edges[b - 1] up), fitted by training/train_fakecodec.py."""
 
-    def __init__(self, channels: int = 32, depth: int = 3):
+    def __init__(self, channels: int = 32, depth: int = 3, deadzone: float = 0.5, eob: float = 0.0,
+                 rate_bands: int = 1):
         super().__init__()
         self.config = {"channels": channels, "depth": depth}
-        self.jpeg = DiffJPEG()
+        if (deadzone, eob, rate_bands) != (0.5, 0.0, 1):  # older checkpoints have none of these keys
+            self.config.update(deadzone=deadzone, eob=eob, rate_bands=rate_bands)
+        self.jpeg = DiffJPEG(deadzone, eob)
         self.correct = Trunk(48 + 1, 48, channels, depth)
-        self.register_buffer("rate_weights", torch.zeros(N_RATE_FEATURES))
+        shape = (N_RATE_FEATURES,) if rate_bands == 1 else (rate_bands, N_RATE_FEATURES)
+        self.register_buffer("rate_weights", torch.zeros(shape))
+        self.register_buffer("rate_edges", torch.linspace(0, 1, rate_bands + 1)[1:-1], persistent=rate_bands > 1)
+
+    def rate_band(self, level: torch.Tensor) -> torch.Tensor:
+        """Band index (N,) of per-sample quantisation levels (N,)."""
+        return torch.bucketize(level, self.rate_edges, right=True)
 
     def forward(self, x: torch.Tensor, tables: torch.Tensor) -> dict:
-        base, coeffs = self.jpeg(x, tables)
+        base, coeffs, levels = self.jpeg(x, tables)
         level = torch.log2(tables[:, 0].float()).mean((1, 2)) / 8
         u = F.pixel_unshuffle(base / 255, 4)
         delta = F.pixel_shuffle(self.correct(torch.cat([u, condition_maps(u, level)], 1)), 4)
         x_hat = base + 255 * delta
-        bits = rate_features(coeffs) @ self.rate_weights
+        weights = self.rate_weights.reshape(-1, N_RATE_FEATURES)[self.rate_band(level)]  # (N, 9)
+        bits = (rate_features(coeffs, levels, self.jpeg.deadzone) * weights).sum(1)
         return {"x_hat": x_hat, "bits": bits, "base": base}

@@ -1,0 +1,58 @@
+"""FakeCodec imitates the real encoder: its requantisation, straight-through."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from jpegplus.bundle import read_manifest
+from jpegplus.jpeg import decode_array, encode_array
+from jpegplus.models import build
+from jpegplus.models.diffjpeg import DiffJPEG
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "val1.png")
+
+
+def psnr(a, b) -> float:
+    return float(10 * np.log10(255**2 / np.mean((np.asarray(a, float) - b) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.asarray(Image.open(FIXTURE).convert("RGB"))[:128, :192]
+
+
+@pytest.mark.parametrize("quality", [20, 60])
+def test_core_with_requantisation_matches_the_real_encoder(image, quality):
+    family = read_manifest().tables
+    tables = family.tables(quality)
+    real = decode_array(encode_array(family.requantise(image, tables), tables))
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float()
+    t = torch.from_numpy(tables[None]).float()
+    with torch.no_grad():
+        modelled = DiffJPEG(family.deadzone, family.eob)(x, t)[0][0].permute(1, 2, 0).numpy()
+        plain = DiffJPEG()(x, t)[0][0].permute(1, 2, 0).numpy()
+    assert psnr(modelled, real) > 40
+    assert psnr(modelled, real) > psnr(plain, real) + 2  # libjpeg's rounding is a worse model of these files
+
+
+def test_levels_are_straight_through(image):
+    family = read_manifest().tables
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float().requires_grad_()
+    t = torch.from_numpy(family.tables(40)[None]).float()
+    out, coeffs, levels = DiffJPEG(family.deadzone, family.eob)(x, t)
+    assert all(torch.equal(k, k.round()) for k in levels)
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_first_fakecodec_config_and_state_are_unchanged():
+    net = build("FakeCodec", {"channels": 32, "depth": 3})
+    assert net.config == {"channels": 32, "depth": 3}
+    assert "rate_edges" not in net.state_dict() and net.rate_weights.shape == (9,)
+    banded = build("FakeCodec", {"channels": 8, "depth": 1, "deadzone": 0.6, "eob": 0.1, "rate_bands": 4})
+    assert banded.config["rate_bands"] == 4 and banded.rate_weights.shape == (4, 9)
+    assert banded.rate_band(torch.tensor([0.0, 0.3, 0.6, 0.99])).tolist() == [0, 1, 2, 3]
