@@ -1,11 +1,12 @@
-"""jpegplus.evaluation.metrics: PSNR, MS-SSIM (against pytorch-msssim) and BD-rate."""
+"""jpegplus.evaluation.metrics: PSNR, MS-SSIM (against pytorch-msssim), SSIMULACRA2
+(against the ssimulacra2 package) and BD-rate."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from jpegplus.evaluation.metrics import bd_rate, ms_ssim, msssim_db, psnr
+from jpegplus.evaluation.metrics import Ssimulacra2Reference, bd_rate, ms_ssim, msssim_db, psnr, ssimulacra2
 
 # Pillow default on Kodak (shared/notes/anchors.md): bpp and PSNR at q10, 50, 90 plus two more points.
 RATES = np.array([0.33, 0.55, 0.91, 1.40, 2.35])
@@ -113,3 +114,70 @@ def test_bd_rate_interpolates_with_pchip_not_linearly():
     expected = (math.exp((ft.integrate(lo, hi) - fa.integrate(lo, hi)) / (hi - lo)) - 1) * 100
     assert bd_rate(RATES, PSNRS, test_r, PSNRS) == pytest.approx(expected, abs=1e-9)
     assert -40 < expected < -5
+
+
+# ---------------------------------------------------------------- SSIMULACRA2
+
+def package_ssimulacra2(a: np.ndarray, b: np.ndarray) -> float:
+    """The ssimulacra2 package's own score (it reads files: PNGs in memory)."""
+    import io
+
+    from PIL import Image
+
+    ssimulacra2_package = pytest.importorskip("ssimulacra2")
+
+    def png(x):
+        buf = io.BytesIO()
+        Image.fromarray(x).save(buf, "PNG")
+        buf.seek(0)
+        return buf
+
+    return float(ssimulacra2_package.compute_ssimulacra2(png(a), png(b)))
+
+
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=quality)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.mark.parametrize("shape, distortion", [
+    ((128, 192), "jpeg5"), ((128, 192), "jpeg40"), ((128, 192), "jpeg90"),  # the fixture, 4 scales before < 8 px
+    ((101, 77), "noise"),   # odd sides at every scale
+    ((20, 13), "noise"),    # only 2 scales: the package's weighting of fewer scales
+    ((256, 384), "jpeg20"),  # 6 scales, transposed shape to catch axis mix-ups
+])
+def test_ssimulacra2_agrees_with_the_package(fixture_rgb, shape, distortion):
+    big = np.concatenate([fixture_rgb, fixture_rgb[::-1]], axis=0)
+    big = np.concatenate([big, big[:, ::-1]], axis=1)  # 256 × 384
+    a = np.ascontiguousarray(big[: shape[0], : shape[1]])
+    b = noisy(a, 9) if distortion == "noise" else jpeg_roundtrip(a, int(distortion[4:]))
+    assert ssimulacra2(a, b) == pytest.approx(package_ssimulacra2(a, b), abs=0.02)
+
+
+def test_ssimulacra2_is_100_for_identical_and_falls_with_distortion(fixture_rgb):
+    # 256 × 384: all 6 scales (an image under 256 px a side has fewer, and the
+    # package's weighting then gives unusual values: the 192×128 fixture scores 53 at q95)
+    big = np.concatenate([fixture_rgb, fixture_rgb[::-1]], axis=0)
+    big = np.ascontiguousarray(np.concatenate([big, big[:, ::-1]], axis=1))
+    assert ssimulacra2(big, big) == pytest.approx(100.0)
+    scores = [ssimulacra2(big, jpeg_roundtrip(big, q)) for q in (95, 60, 20, 5)]
+    assert 100 > scores[0] > scores[1] > scores[2] > scores[3]
+    assert scores[0] > 75 and scores[3] < 0
+
+
+def test_ssimulacra2_reference_is_reusable_and_checks_its_input(fixture_rgb):
+    ref = Ssimulacra2Reference(fixture_rgb)
+    b, c = noisy(fixture_rgb, 5), jpeg_roundtrip(fixture_rgb, 30)
+    assert ref.score(b) == ssimulacra2(fixture_rgb, b)
+    assert ref.score(c) == ssimulacra2(fixture_rgb, c)
+    assert ref.score(b) == ref.score(b)
+    with pytest.raises(ValueError):
+        ref.score(fixture_rgb[:64])
+    with pytest.raises(ValueError):
+        Ssimulacra2Reference(fixture_rgb.astype(np.float32))

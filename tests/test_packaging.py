@@ -15,7 +15,7 @@ import jpegplus
 
 REPO = Path(jpegplus.__file__).parent.parent
 RUNTIME = {"torch", "numpy", "pillow", "safetensors", "tqdm"}
-BENCH = {"opencv-python-headless", "scipy", "matplotlib"}
+BENCH = {"opencv-python-headless", "scipy", "matplotlib", "ssimulacra2"}
 
 
 @pytest.fixture(scope="module")

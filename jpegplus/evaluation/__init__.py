@@ -2,8 +2,9 @@
 codecs it compares (peers), its metrics and its plot.
 
 It needs the bench extra, `pip install 'jpegplus[bench]'` (matplotlib, scipy,
-opencv-python-headless); encode, decode, the Pillow plugin, Filter and the
-rest of the command line do not.
+opencv-python-headless, and ssimulacra2, whose scores each run cross-checks its
+own faster SSIMULACRA2 against; without it the run says so); encode, decode,
+the Pillow plugin, Filter and the rest of the command line do not.
 """
 from __future__ import annotations
 

@@ -1,12 +1,19 @@
 """`jpegplus bench DIR`: rate–distortion and speed of jpegplus against Pillow's JPEG.
 
 Rate is bits per original pixel of the whole file (len(bytes)·8 / (W·H)); PSNR
-is over all RGB samples (uint8, peak 255); MS-SSIM is over RGB. A curve holds,
-at each quality setting, the average over images of the per-image values
+is over all RGB samples (uint8, peak 255); MS-SSIM is over RGB; SSIMULACRA2 is
+the `ssimulacra2` package's definition (jpegplus.evaluation.metrics). A curve
+holds, at each quality setting, the average over images of the per-image values
 (MS-SSIM dB is taken of the averaged MS-SSIM). BD-rates are against Pillow's
 default JPEG at quality 10…90, with pchip of log-rate over the overlapping range
-(jpegplus.evaluation.metrics.bd_rate). Writes results.json, results.md and rd.png to --out
-and prints the Markdown tables.
+(jpegplus.evaluation.metrics.bd_rate).
+
+Every run also gives the yardstick: jpegplus with no networks (identity pre/post,
+the same tables, requantisation, ladder and scale choice), whence the learned
+share = BD(no networks) − BD(jpegplus); what a standard viewer shows of the
+jpegplus files; and the low-rate table (lowest rate, PSNR at 0.10, 0.15 and
+0.25 bpp, BD-rate against area ½ + bicubic). Writes results.json, results.md
+and rd.png to --out and prints the Markdown tables.
 """
 from __future__ import annotations
 
@@ -28,16 +35,23 @@ import numpy as np
 from PIL import Image
 
 from . import missing_extra, peers
-from .metrics import bd_rate, ms_ssim, msssim_db, psnr
+from .metrics import Ssimulacra2Reference, bd_rate, ms_ssim, msssim_db, psnr
 
 # jpegplus qualities: its ladder is calibrated to at least Pillow's PSNR at equal
 # quality, so reaching the anchor's q10 PSNR needs points below 10, and q95
 # makes sure the top end goes past the anchor's q90.
-DEFAULT_QUALITIES = (2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+# quality 1 gives the lowest rate jpegplus reaches (the low-rate table).
+DEFAULT_QUALITIES = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 PSNR_CAP = 100.0  # dB, for a lossless result, so averages stay finite
 SPEED_QUALITIES = (75, 10)  # a typical quality, and a low one where the encoder also tries scale ½
 NOFAKE_FOLDER = "ablation-nofake"
+LOW_RATE_TARGETS = (0.10, 0.15, 0.25)  # bpp, the low-rate table's columns
+LOW_RATE_REFERENCE = "area ½ + bicubic"
+# The metrics of a curve: (key in rows and curves, the key BD-rates use, its label)
+METRICS = (("psnr", "psnr", "PSNR-RGB"), ("ms_ssim", "ms_ssim_db", "MS-SSIM"),
+           ("ssimulacra2", "ssimulacra2", "SSIMULACRA2"))
+SSIMULACRA2_TOLERANCE = 0.05  # points: the bench's SSIMULACRA2 against the package's, on one decode per run
 
 
 # ---------------------------------------------------------------- inputs
@@ -58,27 +72,39 @@ def load_rgb(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------- codecs
 
 def build_codecs(qualities, ablations: bool, nofake_folder: Path | None,
-                 anchor_qualities=peers.ANCHOR_QUALITIES) -> tuple[list[peers.Codec], list[str], dict]:
+                 anchor_qualities=peers.ANCHOR_QUALITIES,
+                 low_qualities=peers.LOW_QUALITIES) -> tuple[list[peers.Codec], list[str], dict]:
     """Codecs in evaluation order (a codec that reuses another's files comes
     after it), notes on what was skipped, and the default bundle's manifest
     (jpegplus.bundle.Manifest).
-    `qualities` are jpegplus's; the anchor, the peers and PostNet-alone use
-    `anchor_qualities`."""
+    `qualities` are jpegplus's (and its no-networks and standard-viewer rows');
+    the anchor, the peers and PostNet-alone use `anchor_qualities`; the anchor
+    and area ½ + bicubic are extended to `low_qualities` (those not among
+    `anchor_qualities`) for the low-rate table only. The yardstick rows (no
+    networks, standard viewer) are there with or without `ablations`."""
     from ..bundle import default_bundle, load_bundle, weights_dir
     from ..errors import WeightsError
 
     bundle = default_bundle()
     aq = tuple(anchor_qualities)
-    codecs = [peers.pillow_default(aq), peers.pillow_optimize(aq)]
+    low = tuple(q for q in sorted(set(low_qualities)) if q not in aq)
+    anchor, area = peers.pillow_default(aq), peers.area_down(aq)
+    codecs = [anchor, peers.pillow_optimize(aq)]
     notes = []
     jpegli = peers.jpegli(aq)
     if jpegli is None:
         notes.append("jpegli skipped: pyjpegli is not installed (pip install pyjpegli)")
     else:
         codecs.append(jpegli)
-    codecs.append(peers.area_down(aq))
+    codecs.append(area)
+    if low:
+        codecs += [peers.low_rate_extension(anchor, low), peers.low_rate_extension(area, low)]
     main, scale1 = peers.jpegplus_codecs(qualities, bundle)
-    codecs.append(main)
+    codecs += [main, peers.standard_viewer(qualities, main.name)]
+    try:
+        codecs.append(peers.no_networks(qualities, bundle))
+    except peers.NotIdentityError as e:
+        notes.append(f"{peers.NO_NETWORKS} skipped: {e}; the learned share cannot be measured")
     if ablations:
         codecs += [scale1, peers.postnet_alone(bundle, aq)]
         folder = nofake_folder or weights_dir() / NOFAKE_FOLDER
@@ -97,9 +123,17 @@ def build_codecs(qualities, ablations: bool, nofake_folder: Path | None,
 
 # ---------------------------------------------------------------- measuring
 
-def measure_image(rgb: np.ndarray, codecs: list[peers.Codec], progress=None) -> dict:
-    """Per codec, per quality: {"bytes", "bpp", "psnr", "ms_ssim"} (and "scale"
-    for jpegplus files) of one uint8 RGB image (H, W, 3).
+def score_image(rgb: np.ndarray, rec: np.ndarray, ss2: Ssimulacra2Reference | None) -> dict:
+    """{"psnr" (capped), "ms_ssim"} of decode `rec` against `rgb`, and "ssimulacra2" when `ss2` is given."""
+    score = {"psnr": min(psnr(rgb, rec), PSNR_CAP), "ms_ssim": ms_ssim(rgb, rec)}
+    if ss2 is not None:
+        score["ssimulacra2"] = ss2.score(rec)
+    return score
+
+
+def measure_image(rgb: np.ndarray, codecs: list[peers.Codec], progress=None, ssimulacra2: bool = True) -> dict:
+    """Per codec, per quality: {"bytes", "bpp", "psnr", "ms_ssim"} (and
+    "ssimulacra2" when asked, "scale" for jpegplus files) of one uint8 RGB image (H, W, 3).
 
     A file shared by codecs (same encoder_id) is encoded once; identical bytes
     through the same decoder are decoded once; identical pixels (Pillow with and
@@ -108,7 +142,8 @@ def measure_image(rgb: np.ndarray, codecs: list[peers.Codec], progress=None) -> 
     h, w = rgb.shape[:2]
     files: dict = {}    # (encoder_id, quality) -> bytes
     decoded: dict = {}  # (decoder_id, file digest) -> pixel digest
-    scores: dict = {}   # pixel digest -> (psnr, ms_ssim)
+    scores: dict = {}   # pixel digest -> score_image(...)
+    ss2 = Ssimulacra2Reference(rgb) if ssimulacra2 else None
     out: dict = {}
     for codec in codecs:
         started = time.perf_counter()
@@ -126,10 +161,8 @@ def measure_image(rgb: np.ndarray, codecs: list[peers.Codec], progress=None) -> 
                     raise RuntimeError(f"{codec.name} at q{q} decoded to {rec.shape}, expected {rgb.shape}")
                 decoded[dkey] = hashlib.sha1(np.ascontiguousarray(rec)).digest()
                 if decoded[dkey] not in scores:
-                    scores[decoded[dkey]] = (min(psnr(rgb, rec), PSNR_CAP), ms_ssim(rgb, rec))
-            score = scores[decoded[dkey]]
-            row = {"quality": q, "bytes": len(data), "bpp": len(data) * 8 / (w * h),
-                   "psnr": score[0], "ms_ssim": score[1]}
+                    scores[decoded[dkey]] = score_image(rgb, rec, ss2)
+            row = {"quality": q, "bytes": len(data), "bpp": len(data) * 8 / (w * h), **scores[decoded[dkey]]}
             if codec.jpegplus_files:
                 row["scale"] = peers.file_scale(data)
             rows.append(row)
@@ -141,13 +174,17 @@ def measure_image(rgb: np.ndarray, codecs: list[peers.Codec], progress=None) -> 
 
 def average_curves(per_image: dict, codecs: list[peers.Codec]) -> dict:
     """Per codec: qualities and the per-image averages at each (bpp, psnr,
-    ms_ssim, ms_ssim_db of the averaged MS-SSIM), plus the share of scale-2 files."""
+    ms_ssim, ms_ssim_db of the averaged MS-SSIM, ssimulacra2 when measured),
+    plus the share of scale-2 files; an extension names the curve it extends."""
     curves = {}
     for codec in codecs:
         tables = [img[codec.name]["rows"] for img in per_image.values()]
         c = {"role": codec.role, "note": codec.note, "qualities": list(codec.qualities)}
-        for key in ("bpp", "psnr", "ms_ssim"):
-            c[key] = [float(np.mean([t[i][key] for t in tables])) for i in range(len(codec.qualities))]
+        if codec.extends:
+            c["extends"] = codec.extends
+        for key in ("bpp", "psnr", "ms_ssim", "ssimulacra2"):
+            if key in tables[0][0]:
+                c[key] = [float(np.mean([t[i][key] for t in tables])) for i in range(len(codec.qualities))]
         c["ms_ssim_db"] = [msssim_db(v) for v in c["ms_ssim"]]
         if "scale" in tables[0][0]:
             c["scale2_share"] = [float(np.mean([t[i]["scale"] == 2 for t in tables]))
@@ -157,26 +194,113 @@ def average_curves(per_image: dict, codecs: list[peers.Codec]) -> dict:
     return curves
 
 
+def bd_rates(ref: dict, c: dict) -> dict:
+    """{"bd_rate_psnr", "bd_rate_ms_ssim"[, "bd_rate_ssimulacra2"]}: BD-rate (%) of
+    curve `c` against curve `ref` over each metric both hold (None without overlap)."""
+    out = {}
+    for key, bd_key, _ in METRICS:
+        if bd_key in ref and bd_key in c:
+            v = bd_rate(ref["bpp"], ref[bd_key], c["bpp"], c[bd_key])
+            out[f"bd_rate_{key}"] = None if math.isnan(v) else v
+    return out
+
+
 def compare_to_anchor(curves: dict, anchor: str = peers.ANCHOR) -> dict:
-    """Per codec: BD-rate (%) over PSNR and over MS-SSIM dB against the anchor
-    (None where the curves do not overlap), and how the PSNR ranges overlap."""
+    """Per codec (extensions left out): BD-rate (%) over PSNR, MS-SSIM dB and
+    SSIMULACRA2 (when measured) against the anchor (None where the curves do
+    not overlap), and how the PSNR ranges overlap."""
     a = curves[anchor]
     lo_a, hi_a = min(a["psnr"]), max(a["psnr"])
     summary = {}
     for name, c in curves.items():
+        if c.get("role") == "extension":
+            continue
         lo, hi = min(c["psnr"]), max(c["psnr"])
-        bd_p = bd_rate(a["bpp"], a["psnr"], c["bpp"], c["psnr"])
-        bd_m = bd_rate(a["bpp"], a["ms_ssim_db"], c["bpp"], c["ms_ssim_db"])
         overlap = max(0.0, min(hi, hi_a) - max(lo, lo_a))
         summary[name] = {
-            "bd_rate_psnr": None if math.isnan(bd_p) else bd_p,
-            "bd_rate_ms_ssim": None if math.isnan(bd_m) else bd_m,
+            **bd_rates(a, c),
             "spans_anchor_psnr": bool(lo <= lo_a + 1e-9 and hi >= hi_a - 1e-9),
             "psnr_range": [lo, hi],
             "overlap_psnr": [max(lo, lo_a), min(hi, hi_a)] if overlap > 0 else None,
             "overlap_share": overlap / (hi_a - lo_a) if hi_a > lo_a else None,
         }
     return summary
+
+
+def learned_share(summary: dict, main: str = "jpegplus", plain: str = peers.NO_NETWORKS) -> dict | None:
+    """What the networks earn, in BD-rate points per metric: BD(no networks) −
+    BD(jpegplus), both against the anchor (positive: the networks save bits).
+    None when either row is missing; a metric is None where a BD-rate is."""
+    if main not in summary or plain not in summary:
+        return None
+    share = {}
+    for key, _, _ in METRICS:
+        a, b = summary[plain].get(f"bd_rate_{key}"), summary[main].get(f"bd_rate_{key}")
+        if f"bd_rate_{key}" in summary[main]:
+            share[key] = None if a is None or b is None else a - b
+    return share
+
+
+def joined_curve(curves: dict, name: str) -> dict:
+    """Curve `name` with the points of every extension of it, sorted by rate
+    (one point per quality): {"qualities", "bpp", "psnr", "ms_ssim_db"[, "ssimulacra2"]}."""
+    parts = [curves[name]] + [c for c in curves.values() if c.get("extends") == name]
+    keys = ["bpp"] + [bd for _, bd, _ in METRICS if bd in curves[name]]
+    points = {}
+    for c in parts:
+        for i, q in enumerate(c["qualities"]):
+            points.setdefault(q, {k: c[k][i] for k in keys})
+    order = sorted(points, key=lambda q: (points[q]["bpp"], q))
+    return {"qualities": order, **{k: [points[q][k] for q in order] for k in keys}}
+
+
+def value_at_rate(bpp, values, target: float) -> float | None:
+    """`values` at rate `target` (bpp): pchip over log-rate through the curve's
+    points; None outside the rates the curve reaches. Points of equal rate
+    (the same file at two qualities) count once."""
+    from scipy.interpolate import PchipInterpolator
+
+    r, v = np.log(np.asarray(bpp, float)), np.asarray(values, float)
+    order = np.argsort(r, kind="stable")
+    r, v = r[order], v[order]
+    keep = np.concatenate([[True], np.diff(r) > 1e-12])
+    r, v = r[keep], v[keep]
+    t = math.log(target)
+    if not r[0] - 1e-12 <= t <= r[-1] + 1e-12:
+        return None
+    if len(r) == 1:
+        return float(v[0])
+    return float(PchipInterpolator(r, v)(np.clip(t, r[0], r[-1])))
+
+
+def low_rate_table(curves: dict, targets=LOW_RATE_TARGETS, reference: str = LOW_RATE_REFERENCE,
+                   names=("jpegplus", peers.NO_NETWORKS, peers.STANDARD_VIEWER, peers.ANCHOR,
+                          LOW_RATE_REFERENCE)) -> dict | None:
+    """The low-rate regime, per codec of `names` that ran, each joined with its
+    low-quality extension: the lowest rate reached (bpp, and the PSNR there),
+    PSNR at each target rate (value_at_rate; None outside the curve), and the
+    BD-rate against `reference` (area ½ + bicubic) over their overlap."""
+    if reference not in curves:
+        return None
+    ref = joined_curve(curves, reference)
+    rows = {}
+    for name in names:
+        if name not in curves:
+            continue
+        c = joined_curve(curves, name)
+        lowest = int(np.argmin(c["bpp"]))
+        lo, hi = max(min(c["psnr"]), min(ref["psnr"])), min(max(c["psnr"]), max(ref["psnr"]))
+        rows[name] = {
+            "lowest_bpp": c["bpp"][lowest],
+            "lowest_quality": c["qualities"][lowest],
+            "psnr_at_lowest": c["psnr"][lowest],
+            "psnr_at": {f"{t:.2f}": value_at_rate(c["bpp"], c["psnr"], t) for t in targets},
+            "vs_reference": bd_rates(ref, c),
+            "overlap_psnr": [lo, hi] if hi > lo else None,
+        }
+    return {"targets_bpp": list(targets), "reference": reference,
+            "interpolation": "pchip of PSNR over log-rate through the averaged points; n/a outside a curve's rates",
+            "codecs": rows}
 
 
 def ladder_check(curves: dict, name: str = "jpegplus", anchor: str = peers.ANCHOR) -> list[dict]:
@@ -274,9 +398,62 @@ def fmt_pct(v) -> str:
     return "n/a" if v is None else f"{v:+.1f} %"
 
 
+def fmt_points(v) -> str:
+    return "n/a" if v is None else f"{v:+.1f}"
+
+
+def fmt_db(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def measured_metrics(curves: dict) -> list[tuple[str, str, str]]:
+    """The METRICS entries the anchor's curve holds (SSIMULACRA2 only when measured)."""
+    return [m for m in METRICS if m[1] in curves[peers.ANCHOR]]
+
+
+def yardstick_lines(results: dict) -> list[str]:
+    """The learned share and the low-rate table, in Markdown."""
+    curves, lines = results["curves"], []
+    metrics = measured_metrics(curves)
+    share = results.get("learned_share")
+    if share is not None:
+        parts = [f"{fmt_points(share.get(key))} points over {label}" for key, _, label in metrics]
+        lines += ["", f"**Learned share** = BD-rate({peers.NO_NETWORKS}) − BD-rate(jpegplus): " + ", ".join(parts)
+                  + f". ({peers.NO_NETWORKS}: identity pre/post, the same tables, requantisation, ladder and "
+                  f"closed-loop scale choice. {peers.STANDARD_VIEWER}: the jpegplus files decoded by plain Pillow, "
+                  "files stored at scale 2 resized ×2 with Pillow BICUBIC.)"]
+    low = results.get("low_rate")
+    if low and low["codecs"]:
+        ref = low["reference"]
+        heads = " | ".join(f"PSNR at {t:.2f} bpp" for t in low["targets_bpp"])
+        bd_heads = " | ".join(f"BD-rate {label} vs {ref}" for _, _, label in metrics)
+        extra = low_qualities(curves)
+        lines += ["", f"Low rates: the lowest rate each reaches (its lowest quality), PSNR-RGB (dB) at fixed rates "
+                      f"({low['interpolation']}), and BD-rate against {ref} over the PSNR range both reach."
+                      + (f" {peers.ANCHOR} and {ref} include their low qualities ({quality_list(extra)}) here only."
+                         if extra else ""),
+                  "", f"| codec | lowest bpp (quality, PSNR) | {heads} | {bd_heads} | overlap (dB) |",
+                  "|---|---|" + "---:|" * (len(low["targets_bpp"]) + len(metrics)) + "---|"]
+        for name, r in low["codecs"].items():
+            at = " | ".join(fmt_db(v) for v in r["psnr_at"].values())
+            bds = " | ".join(fmt_pct(r["vs_reference"].get(f"bd_rate_{key}")) for key, _, _ in metrics)
+            ov = "none" if r["overlap_psnr"] is None else f"{r['overlap_psnr'][0]:.1f}–{r['overlap_psnr'][1]:.1f}"
+            if name == ref:
+                bds = " | ".join("(reference)" for _ in metrics)
+                ov = ""
+            lines.append(f"| {name} | {r['lowest_bpp']:.3f} (q{r['lowest_quality']}, {r['psnr_at_lowest']:.1f} dB) | "
+                         f"{at} | {bds} | {ov} |")
+    return lines
+
+
+def low_qualities(curves: dict) -> list[int]:
+    return sorted({q for c in curves.values() if c.get("role") == "extension" for q in c["qualities"]})
+
+
 def markdown(results: dict) -> tuple[str, str]:
     """(summary tables for stdout, the whole results.md)."""
     env, summary, curves = results["environment"], results["summary"], results["curves"]
+    metrics = measured_metrics(curves)
     lines = [
         f"{results['images']} images from `{results['folder']}`; model {env['model_id']}. "
         f"BD-rate against {peers.ANCHOR} at {quality_list(curves[peers.ANCHOR]['qualities'])} "
@@ -284,16 +461,19 @@ def markdown(results: dict) -> tuple[str, str]:
         "rate = bits per original pixel of the whole file; each curve averages the per-image values "
         "at each quality.",
         "",
-        "| codec | BD-rate PSNR-RGB | BD-rate MS-SSIM | spans anchor PSNR range | PSNR range (dB) | bpp range |",
-        "|---|---:|---:|---|---|---|",
+        "| codec | " + " | ".join(f"BD-rate {label}" for _, _, label in metrics)
+        + " | spans anchor PSNR range | PSNR range (dB) | bpp range |",
+        "|---|" + "---:|" * len(metrics) + "---|---|---|",
     ]
     for name, s in summary.items():
         c = curves[name]
         spans = "yes" if s["spans_anchor_psnr"] else (
             "no" if s["overlap_psnr"] is None else f"no (overlap {s['overlap_psnr'][0]:.1f}–{s['overlap_psnr'][1]:.1f})")
         label = f"**{name}**" if c["role"] in ("anchor", "jpegplus") else name
-        lines.append(f"| {label} | {fmt_pct(s['bd_rate_psnr'])} | {fmt_pct(s['bd_rate_ms_ssim'])} | {spans} | "
+        bds = " | ".join(fmt_pct(s.get(f"bd_rate_{key}")) for key, _, _ in metrics)
+        lines.append(f"| {label} | {bds} | {spans} | "
                      f"{s['psnr_range'][0]:.1f}–{s['psnr_range'][1]:.1f} | {min(c['bpp']):.3f}–{max(c['bpp']):.3f} |")
+    lines += yardstick_lines(results)
     speeds = results.get("speed") or []
     if speeds:
         lines += [
@@ -321,15 +501,21 @@ def markdown(results: dict) -> tuple[str, str]:
                 "| quality | bytes ratio | PSNR gain (dB) |", "|---:|---:|---:|"]
         doc += [f"| {r['quality']} | {r['bytes_ratio']:.3f} | {r['psnr_gain_db']:+.2f} |" for r in results["ladder_check"]]
         doc.append("")
+    ss2 = any(key == "ssimulacra2" for key, _, _ in metrics)
     doc += ["## Rate–distortion points (averages over images)", "",
-            "| codec | quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | scale-2 share |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+            "| codec | quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) |" + (" SSIMULACRA2 |" if ss2 else "")
+            + " scale-2 share |",
+            "|---|---:|---:|---:|---:|---:|" + ("---:|" if ss2 else "") + "---:|"]
     for name, c in curves.items():
         for i, q in enumerate(c["qualities"]):
             share = f"{c['scale2_share'][i]:.2f}" if "scale2_share" in c else ""
+            s2 = f" {c['ssimulacra2'][i]:.2f} |" if ss2 else ""
             doc.append(f"| {name} | {q} | {c['bpp'][i]:.4f} | {c['psnr'][i]:.2f} | {c['ms_ssim'][i]:.4f} | "
-                       f"{c['ms_ssim_db'][i]:.2f} | {share} |")
+                       f"{c['ms_ssim_db'][i]:.2f} |{s2} {share} |")
     doc += ["", "## Codecs", ""] + [f"- {name}: {c['note']}" for name, c in curves.items()]
+    check = results.get("ssimulacra2_check")
+    if check:
+        doc += ["", f"SSIMULACRA2: {check['note']}"]
     doc += ["", f"Command: `{env['command']}`; {env['date']}; torch {env['torch']}, Pillow {env['pillow']} "
             f"(libjpeg-turbo {env['libjpeg_turbo']}), python {env['python']}.", ""]
     return table, "\n".join(doc)
@@ -346,20 +532,26 @@ def parse_args(argv):
     p.add_argument("--anchor-qualities", type=int, nargs="+", default=list(peers.ANCHOR_QUALITIES),
                    help="qualities of Pillow and the other peers (default %(default)s, the headline's; "
                         "fewer only for quick runs)")
+    p.add_argument("--low-qualities", type=int, nargs="*", default=list(peers.LOW_QUALITIES),
+                   help=f"extra qualities of {peers.ANCHOR} and {LOW_RATE_REFERENCE} for the low-rate table only "
+                        "(default %(default)s; none: --low-qualities with no value)")
+    p.add_argument("--ssimulacra2", action=argparse.BooleanOptionalAction, default=True,
+                   help="score every decode with SSIMULACRA2 too (default on; about a fifth more time)")
     p.add_argument("--limit", type=int, default=None, help="use at most N images (sorted by name)")
     p.add_argument("--recursive", action="store_true", help="look for images in subfolders too")
-    p.add_argument("--no-ablations", action="store_true", help="skip the ablation curves")
+    p.add_argument("--no-ablations", action="store_true", help="skip the ablation curves (no networks and the standard viewer stay)")
     p.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     p.add_argument("--ablation-weights", type=Path, default=None,
                    help=f"pre/post pair trained without the FakeCodec (default: weights/{NOFAKE_FOLDER})")
     args = p.parse_args(argv)
-    bad = [q for q in args.qualities + args.anchor_qualities if not 1 <= q <= 100]
+    bad = [q for q in args.qualities + args.anchor_qualities + args.low_qualities if not 1 <= q <= 100]
     if bad:
         p.error(f"qualities must be 1..100, got {bad}")
     if len(set(args.anchor_qualities)) < 2:
         p.error("the anchor needs at least 2 qualities for a BD-rate")
     args.qualities = sorted(set(args.qualities))
     args.anchor_qualities = sorted(set(args.anchor_qualities))
+    args.low_qualities = sorted(set(args.low_qualities))
     return args
 
 
@@ -372,6 +564,31 @@ def json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
+
+
+def check_ssimulacra2(rgb: np.ndarray, rec: np.ndarray, ours: float, what: str) -> dict:
+    """The bench's SSIMULACRA2 of one decode against the `ssimulacra2` package's
+    own (through PNG files in memory), so every run states how far they agree."""
+    try:
+        import ssimulacra2 as package
+    except ImportError:
+        return {"note": "the ssimulacra2 package is not installed, so this run's scores were not cross-checked "
+                        "against it (pip install 'jpegplus[bench]')"}
+
+    def png(a):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "PNG", compress_level=0)
+        buf.seek(0)
+        return buf
+
+    theirs = float(package.compute_ssimulacra2(png(rgb), png(rec)))
+    diff = ours - theirs
+    version = getattr(package, "__version__", "?")
+    return {"package_version": version, "decode": what, "ours": ours, "package": theirs, "difference": diff,
+            "within_tolerance": abs(diff) <= SSIMULACRA2_TOLERANCE,
+            "note": f"the definition of the ssimulacra2 package {version}, computed in float32 with OpenCV "
+                    f"(metrics.Ssimulacra2Reference); on {what} it gives {ours:.3f} against the package's "
+                    f"{theirs:.3f} ({diff:+.4f})."}
 
 
 def main(argv=None) -> int:
@@ -392,19 +609,32 @@ def main(argv=None) -> int:
         return 2
     started = time.perf_counter()
     codecs, notes, manifest = build_codecs(args.qualities, not args.no_ablations, args.ablation_weights,
-                                           args.anchor_qualities)
+                                           args.anchor_qualities, args.low_qualities)
     per_image = {}
     with tqdm(total=len(paths) * sum(len(c.qualities) for c in codecs), desc="rate–distortion",
               unit="file", file=sys.stderr, mininterval=1.0) as bar:
         for path in paths:
             bar.set_postfix_str(path.name)
-            per_image[str(path.relative_to(args.folder))] = measure_image(load_rgb(path), codecs, bar)
+            per_image[str(path.relative_to(args.folder))] = measure_image(load_rgb(path), codecs, bar,
+                                                                          ssimulacra2=args.ssimulacra2)
     curves = average_curves(per_image, codecs)
+    ss2_check = None
+    if args.ssimulacra2:
+        first, anchor = next(iter(per_image)), codecs[0]
+        q = anchor.qualities[len(anchor.qualities) // 2]
+        rgb = load_rgb(args.folder / first)
+        rec = anchor.decode(anchor.encode(rgb, q), rgb.shape[1::-1])
+        ours = next(r["ssimulacra2"] for r in per_image[first][anchor.name]["rows"] if r["quality"] == q)
+        ss2_check = check_ssimulacra2(rgb, rec, ours, f"{first}, {anchor.name} q{q}")
+        if not ss2_check.get("within_tolerance", True):
+            notes.append(f"SSIMULACRA2 differs from the ssimulacra2 package by {ss2_check['difference']:+.3f} "
+                         f"points on {ss2_check['decode']} (tolerance {SSIMULACRA2_TOLERANCE})")
     speed = None
     if not args.no_speed:
         with tqdm(total=len(paths) * len(SPEED_QUALITIES), desc="speed", unit="image", file=sys.stderr,
                   mininterval=1.0) as bar:
             speed = [measure_speed(paths, q, progress=bar) for q in SPEED_QUALITIES]
+    summary = compare_to_anchor(curves)
     results = {
         "folder": str(args.folder),
         "images": len(paths),
@@ -413,9 +643,14 @@ def main(argv=None) -> int:
         "anchor": peers.ANCHOR,
         "metric_notes": "bpp = file bytes·8 / original pixels; PSNR over RGB, peak 255, capped at "
                         f"{PSNR_CAP:g} dB; MS-SSIM over RGB (pytorch-msssim definition); curves average the "
-                        "per-image values at each quality; ms_ssim_db = -10·log10(1 - averaged MS-SSIM).",
+                        "per-image values at each quality; ms_ssim_db = -10·log10(1 - averaged MS-SSIM); "
+                        "ssimulacra2 (0..100, higher is better) as the ssimulacra2 package defines it. Curves of "
+                        "role 'extension' continue another curve to low qualities for the low-rate table only.",
         "notes": notes,
-        "summary": compare_to_anchor(curves),
+        "summary": summary,
+        "learned_share": learned_share(summary),
+        "low_rate": low_rate_table(curves),
+        "ssimulacra2_check": ss2_check,
         "curves": curves,
         "ladder_check": ladder_check(curves),
         "speed": speed,
