@@ -71,6 +71,16 @@ def main(argv=None):
             extra = f", {ft['standard_share']:.0%} of scale-1 samples with standard tables" if ft.get("standard_share") else ""
             L.append(f"| c. PostNet on real JPEG{extra} | {pp.get('finetune_steps')} | {ft['seed']} | {ft['batch']} × "
                      f"{ft['crop']}² | {pp.get('finetune_wall_s', 0) / 60:.1f} min |")
+    post = tr.get("post", {})
+    if post:
+        c = post["config"]
+        hardware = "; ".join(f"{r['hardware']} from step {r['from_step']}" for r in post.get("runs", []))
+        L.append(f"| d. PostNet v2 ({man.models['post'].class_name}) from scratch on real JPEG "
+                 f"(training/train_post.py) | {post['step']} | {c['seed']} | {c['batch']} × {c['crop']}² | "
+                 f"{post.get('wall_s', 0) / 60:.1f} min |")
+        L += ["", "Stages b and c trained the shipped PreNet and the first PostNet, which stage d replaced. "
+              f"Stage d's hardware: {hardware or 'not recorded'} (its first {post.get('runs', [{}])[0].get('from_step', 0)} "
+              "steps ran on the same CPU before hardware was recorded)."]
     if rebuild:
         total = sum(v["wall_s"] for v in rebuild.values())
         L += ["", f"Whole rebuild (all stages incl. the ablation and calibration): {total / 60:.0f} min. Per stage: "
