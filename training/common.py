@@ -127,6 +127,14 @@ def table_batch(rng: np.random.Generator, n: int, qualities: tuple[int, int], st
     return np.stack([standard_tables(int(q)) if standard else FAMILY.tables(int(q)) for q in qs])
 
 
+def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float = 1.0) -> None:
+    """One update: gradients of `loss`, clipped to norm `clip` over `params`, then the step."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
 def cosine_lr(peak: float, step: int, steps: int) -> float:
     """Learning rate at `step` of `steps`: half a cosine from `peak` to 0."""
     return float(peak * 0.5 * (1 + np.cos(np.pi * min(step, steps) / steps)))

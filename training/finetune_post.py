@@ -17,8 +17,9 @@ import time
 import torch
 
 from jpegplus.tables import quant_level
-from training.common import (REQUANT, SCALE2_MAX_Q, Crops, add_loop_args, cosine_lr, load_checkpoint, real_jpeg,
-                             restore_net, sample_tables, save_checkpoint, scale_at, start_run, batch_to_tensor)
+from training.common import (REQUANT, SCALE2_MAX_Q, add_loop_args, batch_to_tensor, cosine_lr, Crops,
+                             load_checkpoint, optimiser_step, real_jpeg, restore_net, sample_tables, save_checkpoint,
+                             scale_at, start_run)
 from training.losses import LOSSES, restoration_loss
 
 
@@ -70,10 +71,7 @@ def main(argv=None):
         decoded, _ = real_jpeg(stored, tables.long().numpy(), requant)
         x_hat = post(batch_to_tensor(decoded) / 255, level, scale)
         loss, mse = restoration_loss(x_hat, x, cfg["loss"])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(post.parameters(), 1.0)
-        opt.step()
+        optimiser_step(opt, loss, post.parameters())
         step += 1
         if step % 25 == 0:
             log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse.detach().mean())), 2),

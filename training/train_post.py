@@ -36,8 +36,8 @@ import torch
 from jpegplus.bundle import load_bundle
 from jpegplus.models import build
 from jpegplus.tables import quant_level
-from training.common import (REQUANT, Crops, add_loop_args, cosine_lr, load_checkpoint, load_pack, real_jpeg,
-                             restore_net, save_checkpoint, start_run, table_batch, batch_to_tensor)
+from training.common import (REQUANT, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint, load_pack,
+                             optimiser_step, real_jpeg, restore_net, save_checkpoint, start_run, table_batch)
 from training.evaluate_post import gains, val_crops
 from training.losses import restoration_loss
 
@@ -156,10 +156,7 @@ def main(argv=None):
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             x_hat = post(y, torch.from_numpy(level).to(device), scale)
         loss, _ = restoration_loss(x_hat, x)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(post.parameters(), 1.0)
-        opt.step()
+        optimiser_step(opt, loss, post.parameters())
         step += 1
         if step % 25 == 0:
             log(step=step, scale=scale, rmse=round(loss.item(), 3), lr=round(lr, 7))

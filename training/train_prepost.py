@@ -32,8 +32,8 @@ import torch
 from jpegplus.models import build
 from jpegplus.models.diffjpeg import ste_round
 from jpegplus.tables import quant_level
-from training.common import (SCALE2_MAX_Q, Crops, add_loop_args, cosine_lr, FAMILY, load_checkpoint,
-                             real_jpeg, restore_net, save_checkpoint, scale_at, start_run, batch_to_tensor)
+from training.common import (FAMILY, SCALE2_MAX_Q, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint,
+                             optimiser_step, real_jpeg, restore_net, save_checkpoint, scale_at, start_run)
 from training.losses import rd_loss, rd_slope
 
 
@@ -111,10 +111,7 @@ def main(argv=None):
         mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
         bpp = out["bits"] / (x.shape[2] * x.shape[3])
         loss = rd_loss(mse, bpp, lam)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(pre.parameters()) + list(post.parameters()), 1.0)
-        opt.step()
+        optimiser_step(opt, loss, list(pre.parameters()) + list(post.parameters()))
         step += 1
         if step % 25 == 0:
             log(step=step, scale=scale, psnr=round(float(10 * torch.log10(255**2 / mse.mean())), 2),
