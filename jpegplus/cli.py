@@ -322,13 +322,15 @@ def describe(data: bytes) -> dict:
     except SegmentError as e:
         facts["jpegplus"] = {"error": str(e)}
         return facts
-    problem = None
+    problem, how = None, None
     try:
-        seg.trusted(im, data)
+        seg.trusted(im)  # sizes and mode, without the check values
+        how = seg.verify(data, payload)
     except SegmentError as e:
         problem = str(e)
     facts["jpegplus"] = {"version": head.version, "scale": head.scale, "size": [head.width, head.height],
-                         "grey": head.grey, "model_id": head.model_id, "intact": problem is None}
+                         "grey": head.grey, "model_id": head.model_id, "intact": problem is None,
+                         "transcoded": how == "image"}
     if problem:
         facts["jpegplus"]["error"] = problem
     facts["bpp"] = round(8 * len(data) / (head.width * head.height), 4)
@@ -343,7 +345,10 @@ def info_line(path: str, f: dict) -> str:
     if "version" not in j:
         return f"{path}: JPEG {w}x{h} with an unreadable jpegplus segment ({j['error']}), {f['bytes']:,} bytes"
     state = "intact" if j["intact"] else f"NOT intact ({j['error']}): decodes as plain JPEG"
-    return (f"{path}: jpegplus v{j['version']}, {f['bytes']:,} bytes, {j['size'][0]}x{j['size'][1]} "
+    if j.get("transcoded"):
+        state += " (losslessly transcoded: same image, new entropy coding)"
+    layout = "progressive" if f["progressive"] else "baseline"
+    return (f"{path}: jpegplus v{j['version']} {layout}, {f['bytes']:,} bytes, {j['size'][0]}x{j['size'][1]} "
             f"{'L' if j['grey'] else 'RGB'} stored as {w}x{h} (scale {j['scale']}), model {j['model_id']}, "
             f"{f['bpp']} bpp, {state}")
 

@@ -4,8 +4,8 @@
 
 Each case takes one of a few small jpegplus files (colour and grey, scale 1
 and 2) and applies 1..4 mutations: bit flips anywhere, flips inside the
-segment, a segment field set to any value (optionally re-sealed with a valid
-check value, i.e. a deliberate liar), truncation, inserted or deleted bytes, a
+segment, a segment field set to any value (optionally re-sealed with valid
+check values, i.e. a deliberate liar), truncation, inserted or deleted bytes, a
 wrong segment length, a dropped or duplicated segment. `check` is the oracle:
 
 - decode raises only what a Pillow user expects (OSError and its subclasses,
@@ -43,9 +43,12 @@ from jpegplus.errors import JpegPlusError, SegmentError, SegmentWarning
 
 MAX_SECONDS = 10.0
 FUZZ_MAX_PIXELS = 1 << 20  # mutated SOF sizes must not make Pillow allocate gigabytes
-FIELDS = ("version", "scale", "flags", "width", "height", "stored_width", "stored_height", "model", "check")
+FIELDS = ("version", "scale", "flags", "width", "height", "stored_width", "stored_height", "model", "coding_check",
+          "image_check")
 FIELD_OFFSETS = {"version": (0, "B"), "scale": (1, "B"), "flags": (2, "H"), "width": (4, "I"), "height": (8, "I"),
-                 "stored_width": (12, "I"), "stored_height": (16, "I"), "model": (20, "8s"), "check": (28, "I")}
+                 "stored_width": (12, "I"), "stored_height": (16, "I"), "model": (20, "8s"), "coding_check": (28, "I"),
+                 "image_check": (32, "I")}
+CHECKS = 28  # offset of the check values (coding, image) after the identifier
 
 
 class FuzzFailure(AssertionError):
@@ -78,12 +81,15 @@ def set_field(data: bytes, field: str, value: int, reseal: bool) -> bytes:
     raw = value.to_bytes(8, "big") if fmt == "8s" else struct.pack(">" + fmt, value % (1 << (8 * struct.calcsize(fmt))))
     out = data[:start + offset] + raw + data[start + offset + len(raw):]
     if reseal:
-        payload = out[start - len(seg.IDENT):start + seg._BODY.size]
+        fields = out[start - len(seg.IDENT):start + CHECKS]
         try:
-            check = seg.check_value(out, payload[:-4])
-        except SegmentError:
+            with Image.open(io.BytesIO(out)) as im:
+                if im.size[0] * im.size[1] > FUZZ_MAX_PIXELS:
+                    return out
+            checks = seg.coding_check(out, fields), seg.image_check(seg.stored_image(out), fields)
+        except (SegmentError, OSError, SyntaxError, ValueError):
             return out
-        out = out[:start + 28] + struct.pack(">I", check) + out[start + 32:]
+        out = out[:start + CHECKS] + struct.pack(">II", *checks) + out[start + CHECKS + 8:]
     return out
 
 

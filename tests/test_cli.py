@@ -178,10 +178,23 @@ def test_info_lines_and_json(tree, capsys):
     assert cli.main(["info", "--json", files[0]]) == 0
     [record] = json.loads(capsys.readouterr().out)
     size = (tree / "half.jpg").stat().st_size
-    assert record["jpegplus"] == {"version": 1, "scale": 2, "size": [192, 128], "grey": False,
-                                  "model_id": model, "intact": True}
+    assert record["jpegplus"] == {"version": 2, "scale": 2, "size": [192, 128], "grey": False,
+                                  "model_id": model, "intact": True, "transcoded": False}
     assert record["bytes"] == size and record["stored_size"] == [96, 64]
     assert record["bpp"] == pytest.approx(8 * size / (192 * 128), abs=1e-4)
+
+
+def test_info_on_a_transcoded_file(tree, capsys):
+    if not shutil.which("jpegtran"):
+        pytest.skip("jpegtran not installed")
+    data = jpegplus.encode(Image.open(FIXTURES / "val0.png"), 60, scale=2)
+    out = subprocess.run(["jpegtran", "-copy", "all", "-progressive"], input=data, capture_output=True,
+                         check=True).stdout
+    (tree / "t.jpg").write_bytes(out)
+    assert cli.main(["info", str(tree / "t.jpg")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "jpegplus v2 progressive" in line and line.endswith("intact (losslessly transcoded: same image, "
+                                                               "new entropy coding)")
 
 
 def test_bench_is_forwarded(monkeypatch):
