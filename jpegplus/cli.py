@@ -1,6 +1,6 @@
 """The `jpegplus` command (also `python -m jpegplus`).
 
-    jpegplus encode photos/ *.png -o out/ -q 70 -j 2   # images → jpegplus .jpg files
+    jpegplus encode photos/ *.png -o out/ -q 70 -j 2   # images → jpegplus .jpg files (metadata kept; --strip)
     jpegplus decode out/*.jpg -o png/                  # jpegplus (or plain) JPEG → PNG at full size
     jpegplus info out/a.jpg                            # what the jpegplus segment says
     jpegplus bench ...                                 # jpegplus.evaluation.bench (its own --help;
@@ -286,7 +286,8 @@ def cmd_work(args) -> int:
     if args.command == "encode":
         if not 1 <= args.quality <= 100:
             raise UsageError(f"--quality must be 1..100, got {args.quality}")
-        options = {"quality": args.quality, "scale": args.scale, "keep_metadata": not args.strip}
+        options = {"quality": args.quality, "scale": args.scale, "progressive": args.progressive,
+                   "keep_metadata": not args.strip}
         jobs = plan(args.inputs, args.out, IMAGE_SUFFIXES, ".jpg")
     else:
         options = {"enhance": args.enhance, "format": args.format.upper()}
@@ -437,7 +438,13 @@ def parser() -> argparse.ArgumentParser:
     common(enc)
     enc.add_argument("-q", "--quality", type=int, default=75, help="1..100, Pillow's meaning (default 75)")
     enc.add_argument("--scale", type=int, choices=(1, 2), help="force full (1) or half (2) size storage")
-    enc.add_argument("--strip", action="store_true", help="drop EXIF, ICC, XMP, dpi and comment")
+    enc.add_argument("--strip", action="store_true",
+                     help="drop EXIF, ICC, XMP, dpi and comment (kept by default: a converter keeps them)")
+    layout = enc.add_mutually_exclusive_group()
+    layout.add_argument("--progressive", action="store_const", const=True, dest="progressive",
+                        help="always write progressive JPEG (default: the smaller of baseline and progressive)")
+    layout.add_argument("--baseline", action="store_const", const=False, dest="progressive",
+                        help="always write baseline JPEG")
 
     dec = sub.add_parser("decode", help="jpegplus (or plain) JPEG files to full-size images")
     common(dec)

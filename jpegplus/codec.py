@@ -1,5 +1,5 @@
-"""jpegplus encode and decode: PreNet → rate–distortion requantisation → baseline JPEG
-(+ APP9 segment) → PostNet.
+"""jpegplus encode and decode: PreNet → rate–distortion requantisation → JPEG,
+baseline or progressive (+ APP9 segment) → PostNet.
 
 Pixel arrays are uint8 (H, W, 3) RGB. Every encoder decision (ladder row,
 candidate scales, internal quality, the closed-loop choice) is taken in
@@ -28,22 +28,29 @@ from .modes import prepare
 
 # ---------------------------------------------------------------- encode
 
-def encode_plain(image: Image.Image, quality: int, meta: dict) -> bytes:
+def encode_plain(image: Image.Image, quality: int, meta: dict, progressive: bool | None) -> bytes:
     """Pillow's own JPEG at `quality`, for modes the networks do not take (CMYK)."""
     buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=int(quality), **meta)
+    with pillow_only():
+        image.save(buf, "JPEG", quality=int(quality), progressive=bool(progressive), **meta)
     return buf.getvalue()
 
 
-def encode(image, quality: int = 75, *, scale: int | None = None, keep_metadata: bool = True,
-           bundle: Bundle | None = None, tile: int | None = None, **options) -> bytes:
+def encode(image, quality: int = 75, *, scale: int | None = None, progressive: bool | None = None,
+           keep_metadata: bool = False, bundle: Bundle | None = None, tile: int | None = None, **options) -> bytes:
     """Encode a PIL image or uint8 array (H×W×3 RGB or H×W grey) to jpegplus bytes.
 
     quality 1..100 keeps Pillow's meaning (calibrated so that, on average, the
     file is no bigger and no worse in PSNR than Pillow's at the same quality).
-    scale None chooses 1 or 2 per image by closed-loop rate–distortion; metadata
-    options (exif, icc_profile, dpi, comment, xmp) are written, and taken from a
-    PIL image's info when not given unless keep_metadata=False.
+    scale None chooses 1 or 2 per image by closed-loop rate–distortion.
+    progressive None writes the smaller of a baseline and a progressive file
+    (the same coefficients, so the same decoded pixels); True forces
+    progressive (libjpeg's default scan script), False baseline.
+
+    Metadata follows Pillow's JPEG writer: only the options given (exif,
+    icc_profile, dpi, comment, xmp; None drops one) are written, plus the
+    comment in a PIL image's info, which Pillow's writer also takes.
+    keep_metadata=True copies the rest of the image's info too.
 
     Modes follow Pillow's JPEG writer (see jpegplus.modes): 1 and L are stored
     grey, RGB/RGBX/YCbCr in colour, CMYK as Pillow's plain CMYK JPEG (scale is
@@ -54,13 +61,15 @@ def encode(image, quality: int = 75, *, scale: int | None = None, keep_metadata:
         raise ValueError(f"quality must be an integer 1..100, got {quality!r}")
     if scale not in (None, 1, 2):
         raise ValueError(f"scale must be None, 1 or 2, got {scale!r}")
+    if progressive not in (None, True, False):
+        raise ValueError(f"progressive must be None, True or False, got {progressive!r}")
     prep = prepare(image)
     meta = metadata_from(image, options, keep_metadata)
     if prep.plain is not None:
-        return encode_plain(prep.plain, quality, meta)
+        return encode_plain(prep.plain, quality, meta, progressive)
     bundle = resolve(bundle)
     nets = engine.TiledNets(bundle, [prep.rgb], tile)
-    return engine.encode(bundle, nets, prep.grey, quality, scale, meta)[0].data
+    return engine.encode(bundle, nets, prep.grey, quality, scale, meta, progressive=progressive)[0].data
 
 
 def save(image, fp, quality: int = 75, **options) -> None:

@@ -3,8 +3,9 @@
     quality ─► ladder row (Manifest.ladder.row)
             ─► candidates: scale 1 at q1, and scale 2 at q2 where the row offers
                it and the image is big enough (or the one scale the caller forces)
-            ─► per candidate: PreNet ─► requantisation ─► baseline JPEG with the
-               family's tables at that internal quality ─► sealed APP9 segment
+            ─► per candidate: PreNet ─► requantisation ─► JPEG with the family's
+               tables at that internal quality (baseline or progressive, the
+               smaller unless the caller forces one) ─► sealed APP9 segment
             ─► closed loop (two candidates): decode each file as jpegplus.decode
                does, cost = MSE + λ·bpp per image, keep the cheaper file
 
@@ -164,22 +165,34 @@ class BatchNets:
 
 # ---------------------------------------------------------------- encode
 
-def encode_stored(bundle: Bundle, stored: np.ndarray, tables: np.ndarray, head: seg.Segment, meta: dict) -> bytes:
+def layouts(progressive: bool | None) -> tuple[bool, ...]:
+    """The JPEG layouts to write (False: baseline, True: progressive): the one
+    the caller forces, or both (None), of which the smaller file is kept."""
+    return (False, True) if progressive is None else (bool(progressive),)
+
+
+def encode_stored(bundle: Bundle, stored: np.ndarray, tables: np.ndarray, head: seg.Segment, meta: dict,
+                  progressive: bool | None = None) -> bytes:
     """The jpegplus bytes of PreNet's output (uint8 (h, w, 3), or (h, w) grey):
-    the family's requantisation, baseline JPEG with `tables`, the sealed segment."""
+    the family's requantisation, JPEG with `tables` (baseline, progressive, or
+    the smaller of the two when `progressive` is None; both hold the same
+    coefficients), the sealed segment."""
     stored = bundle.manifest.tables.requantise(stored, tables)
-    return seg.seal(encode_array(stored, tables, extra=head.pack(), **meta), head)
+    files = [encode_array(stored, tables, extra=head.pack(), progressive=p, **meta) for p in layouts(progressive)]
+    return seg.seal(min(files, key=len), head)  # a tie keeps baseline, the first
 
 
-def encode_candidate(bundle: Bundle, nets, grey: bool, candidate: Candidate, meta: dict) -> list[bytes]:
+def encode_candidate(bundle: Bundle, nets, grey: bool, candidate: Candidate, meta: dict,
+                     progressive: bool | None = None) -> list[bytes]:
     """The jpegplus file of each of `nets.images` (one size) at one candidate;
-    `meta` is Pillow's metadata save options (jpegplus.metadata)."""
+    `meta` is Pillow's metadata save options (jpegplus.metadata), `progressive`
+    the layout (see encode_stored)."""
     h, w = nets.images[0].shape[:2]
     tables = bundle.manifest.tables.tables(candidate.quality)
     sw, sh = stored_size((w, h), candidate.scale)
     head = seg.Segment(candidate.scale, w, h, sw, sh, bundle.model_id, grey)
     stored = nets.pre(quant_level(tables), candidate.scale, (sw, sh))
-    return [encode_stored(bundle, to_grey(s) if grey else s, tables, head, meta) for s in stored]
+    return [encode_stored(bundle, to_grey(s) if grey else s, tables, head, meta, progressive) for s in stored]
 
 
 @dataclass
@@ -191,15 +204,16 @@ class Coded:
 
 
 def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, meta: dict, *,
-           keep_rec: bool = False) -> list[Coded]:
+           keep_rec: bool = False, progressive: bool | None = None) -> list[Coded]:
     """Encode each of `nets.images` (uint8 (H, W, 3), one size) at user quality
     1..100: every candidate the ladder row offers, and per image the one with
     the lowest MSE + λ·bpp. keep_rec=True also returns each chosen file's
-    reconstruction (decoded once here, as the closed loop needs it anyway)."""
+    reconstruction (decoded once here, as the closed loop needs it anyway).
+    `progressive`: the JPEG layout (None: the smaller of baseline and progressive)."""
     h, w = nets.images[0].shape[:2]
     row = bundle.manifest.ladder.row(quality)
     options = candidates(row, (w, h), scale)
-    files = [encode_candidate(bundle, nets, grey, c, meta) for c in options]
+    files = [encode_candidate(bundle, nets, grey, c, meta, progressive) for c in options]
     if len(options) == 1:
         recs = reconstruct(nets, files[0], options[0].scale, (w, h)) if keep_rec else [None] * len(files[0])
         return [Coded(data, rec) for data, rec in zip(files[0], recs)]

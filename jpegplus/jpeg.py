@@ -35,17 +35,22 @@ def bypassed() -> bool:
     return getattr(_state, "depth", 0) > 0
 
 
-def encode_array(arr: np.ndarray, tables: np.ndarray, extra: bytes = b"", **metadata) -> bytes:
-    """Baseline JPEG bytes of `arr` quantised with `tables` (2, 8, 8), 4:2:0 chroma,
-    optimised Huffman. `extra` is raw marker segments written after APP0/APP1;
-    `metadata` goes to Pillow (exif, icc_profile, dpi, comment, xmp)."""
+def encode_array(arr: np.ndarray, tables: np.ndarray, extra: bytes = b"", *, progressive: bool = False,
+                 **metadata) -> bytes:
+    """JPEG bytes of `arr` quantised with `tables` (2, 8, 8), 4:2:0 chroma,
+    optimised Huffman: baseline, or progressive with libjpeg's default scan
+    script (the same coefficients, so the same decoded pixels). `extra` is raw
+    marker segments written after APP0/APP1; `metadata` goes to Pillow (exif,
+    icc_profile, dpi, comment, xmp)."""
     im = Image.fromarray(arr)
     qt = pillow_qtables(tables)
     if im.mode == "L":
         qt = qt[:1]
     buf = io.BytesIO()
     meta = {k: v for k, v in metadata.items() if v is not None}
-    im.save(buf, "JPEG", qtables=qt, subsampling="4:2:0", optimize=True, extra=extra, **meta)
+    with pillow_only():  # Pillow's own writer even while jpegplus.register() is active
+        im.save(buf, "JPEG", qtables=qt, subsampling="4:2:0", optimize=True, progressive=progressive, extra=extra,
+                **meta)
     return buf.getvalue()
 
 

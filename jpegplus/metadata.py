@@ -1,5 +1,6 @@
-"""Metadata that travels with a jpegplus file: which of an image's info is
-written on save, the EXIF size fix-up, and copying info onto a decoded image.
+"""Metadata that travels with a jpegplus file: which metadata a save writes
+(Pillow's rule: what the save call is given), the EXIF size fix-up, and
+copying info onto a decoded image.
 
 A jpegplus file may store the picture at half size, but its EXIF must describe
 the picture the user gets back, so the EXIF width and height tags are set to
@@ -10,6 +11,7 @@ from __future__ import annotations
 import struct
 
 METADATA_KEYS = ("exif", "icc_profile", "dpi", "comment", "xmp")
+PILLOW_TAKES_FROM_INFO = ("comment",)  # what Pillow's JPEG writer takes from im.info when not passed
 
 EXIF_HEADER = b"Exif\x00\x00"
 IFD0_SIZE_TAGS = (0x0100, 0x0101)   # ImageWidth, ImageLength
@@ -29,20 +31,22 @@ def image_size(image) -> tuple[int, int] | None:
     return None
 
 
-def metadata_from(image, options: dict, keep_metadata: bool = True) -> dict:
+def metadata_from(image, options: dict, keep_metadata: bool = False) -> dict:
     """The metadata save options (exif, icc_profile, dpi, comment, xmp) to write.
 
-    As in pillow-heif: a key the caller passes wins, and passing it as None
-    drops it; any other key is copied from a PIL image's `info` unless
-    keep_metadata is False. EXIF width and height tags are set to the image's
-    own size (see fix_exif_size).
+    Pillow's rule, as its JPEG writer applies it: a key the caller passes is
+    written (passing it as None, or empty, drops it), and of a PIL image's
+    `info` only the comment is taken when not passed. keep_metadata=True opts
+    in to copying every other key from `info` too (what pillow-heif does).
+    EXIF width and height tags are set to the image's own size (see fix_exif_size).
     """
+    info = getattr(image, "info", None) or {}
     meta = {}
     for key in METADATA_KEYS:
         if key in options:
             value = options[key]
-        elif keep_metadata:
-            value = (getattr(image, "info", None) or {}).get(key)
+        elif keep_metadata or key in PILLOW_TAKES_FROM_INFO:
+            value = info.get(key)
         else:
             value = None
         if value is not None:

@@ -3,7 +3,7 @@
     import jpegplus
     from PIL import Image
     jpegplus.register(quality=70)          # optional defaults for every save
-    im.save("photo.jpg", quality=60)       # a jpegplus file
+    im.save("photo.jpg", quality=60)       # a jpegplus file (baseline or progressive, the smaller)
     Image.open("photo.jpg")                # original size, format "JPEG"
     jpegplus.unregister()                  # Pillow as before
 
@@ -12,8 +12,10 @@ Image.ID, so `formats=["JPEG"]` still finds it). Plain JPEGs, MPO files and
 files whose jpegplus segment cannot be trusted are handed back exactly as
 Pillow's own plugin opens them; only a trusted jpegplus file becomes a
 JpegPlusImageFile, a JpegImageFile subclass whose size is the original size
-and whose load() runs PostNet. Save options a resampling codec cannot honour
-go to Pillow's own JPEG writer (see pillow_only_reason).
+and whose load() runs PostNet (draft() as Pillow's, for thumbnails). A save
+writes exactly the metadata Pillow's writer would (keep_metadata=True opts in
+to copying im.info); save options a resampling codec cannot honour go to
+Pillow's own JPEG writer (see pillow_only_reason).
 
 Importing this module changes nothing in Pillow (it imports Pillow's own JPEG
 plugin, as Pillow itself would); torch is imported only when a jpegplus file
@@ -27,15 +29,23 @@ from PIL import Image, JpegImagePlugin
 
 from . import segment as seg
 from .jpeg import bypassed
-from .metadata import METADATA_KEYS
+from .metadata import METADATA_KEYS, metadata_from
 
 FORMAT = "JPEG"
-# Bitstream-level save options: jpegplus writes baseline 4:2:0 files with its
-# own tables, so these go to Pillow's writer, which honours them exactly.
-PILLOW_ONLY_OPTIONS = ("qtables", "restart_marker_blocks", "restart_marker_rows", "streamtype",
-                       "progressive", "progression", "keep_rgb", "extra")
+# Save options jpegplus honours itself: quality (an int 1..100), progressive
+# (and its old spelling progression), optimize (always on), subsampling 4:2:0,
+# the metadata options (exif, icc_profile, dpi, comment, xmp) and its own scale,
+# keep_metadata. These bitstream-level options go to Pillow's writer, which
+# honours them exactly, whenever they ask for something (a true value):
+PILLOW_ONLY_OPTIONS = ("qtables", "restart_marker_blocks", "restart_marker_rows", "keep_rgb", "extra", "smooth")
+# ... and these whenever they are given at all: streamtype 0 (an interchange
+# stream) must pair with Pillow's tables-only (1) and image-only (2) streams.
+PILLOW_ONLY_WHEN_GIVEN = ("streamtype",)
+SUBSAMPLING_420 = (-1, None, 2, "4:2:0", "4:1:1")  # Pillow writes 4:2:0 for each ("4:1:1" is its old name)
 JPEGPLUS_MODES = ("RGB", "L")
-DRAFT_MIN_REDUCTION = 2  # draft() below this reduction keeps the full PostNet decode
+# draft() runs PostNet on the reduced image when True; measured on Kodak
+# (tests/thumbnails.py): skipping it gives the better thumbnail, and faster.
+POST_AT_REDUCED_SIZE = False
 
 _registered: dict = {}  # "open", "save": Pillow's originals while registered; "defaults"
 
@@ -56,6 +66,7 @@ class JpegPlusImageFile(JpegImagePlugin.JpegImageFile):
     jpegplus_segment = None
     _jpegplus_data: bytes | None = None
     _stored: tuple | None = None
+    _reduction = 1  # draft(): the reduction of the original size, 1 (full size, PostNet), 2, 4 or 8
 
     def _adopt(self, head: seg.Segment, data: bytes) -> None:
         self.jpegplus_segment = head
@@ -70,13 +81,9 @@ class JpegPlusImageFile(JpegImagePlugin.JpegImageFile):
         return super().load()
 
     def _load_jpegplus(self) -> None:
-        from . import engine
-        from .bundle import resolve
-
-        head, data = self.jpegplus_segment, self._jpegplus_data
-        stored = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
-        stored.load()
-        out = engine.post_image(resolve(None), stored, head.scale, (head.width, head.height), head.grey)
+        out = self._post_decode() if self._reduction == 1 else self._reduced_decode()
+        if out.mode != self.mode:
+            out = out.convert(self.mode)  # draft("L" or "YCbCr") of a colour file
         self.im = out.im
         self._mode, self._size = out.mode, out.size
         self.tile = []
@@ -85,25 +92,55 @@ class JpegPlusImageFile(JpegImagePlugin.JpegImageFile):
             self.fp.close()
         self.fp = None
 
+    def _post_decode(self) -> Image.Image:
+        """The full-size image: the stored JPEG through PostNet."""
+        from . import engine
+        from .bundle import resolve
+
+        head = self.jpegplus_segment
+        stored = JpegImagePlugin.JpegImageFile(io.BytesIO(self._jpegplus_data))
+        stored.load()
+        return engine.post_image(resolve(None), stored, head.scale, (head.width, head.height), head.grey)
+
+    def _reduced_decode(self) -> Image.Image:
+        """The image at 1/_reduction of the original size: the stored JPEG decoded
+        with libjpeg's DCT scaling (by _reduction / scale; its size is then
+        ceil(original / _reduction), as Pillow's own draft gives)."""
+        head, factor = self.jpegplus_segment, self._reduction // self.jpegplus_segment.scale
+        stored = JpegImagePlugin.JpegImageFile(io.BytesIO(self._jpegplus_data))
+        sw, sh = stored.size
+        stored.draft(self.mode, (sw // factor, sh // factor) if factor > 1 else None)
+        stored.load()
+        if POST_AT_REDUCED_SIZE:
+            from . import engine
+            from .bundle import resolve
+
+            return engine.post_image(resolve(None), stored, 1, stored.size, head.grey)
+        return stored
+
     def draft(self, mode, size):
-        """For a reduction of DRAFT_MIN_REDUCTION or more, decode the stored
-        JPEG with libjpeg's DCT scaling and skip PostNet (what thumbnail()
-        wants); otherwise keep the full decode (returns None)."""
+        """Pillow's draft contract, relative to the original image: the same
+        reduction (8, 4, 2 or 1) and size arithmetic as Pillow's for a plain
+        JPEG of the original size, "L" or "YCbCr" for a colour file when asked,
+        and (mode, box) with the box in the reduced image's coordinates. A
+        reduction of 2 or more decodes the stored JPEG with libjpeg's DCT
+        scaling and skips PostNet (POST_AT_REDUCED_SIZE); no reduction keeps the
+        full decode through PostNet. A second call returns None, as Pillow's."""
         if self._jpegplus_data is None or self._stored is None:
             return super().draft(mode, size)
-        if not size:
+        if len(self._stored[2]) != 1 or self.decoderconfig:
             return None
-        reduction = min(self.size[0] // max(1, size[0]), self.size[1] // max(1, size[1]))
-        if reduction < DRAFT_MIN_REDUCTION:
-            return None
-        head = self.jpegplus_segment
-        self._size, self._mode, self.tile = self._stored[0], self._stored[1], list(self._stored[2])
-        self._jpegplus_data = None
-        result = super().draft(mode, size)
-        dct = self.decoderconfig[0] if self.decoderconfig else 1
-        # The original picture covers width/scale of the (edge-padded) stored image.
-        box = (0, 0, head.width / (head.scale * dct), head.height / (head.scale * dct))
-        return (result[0] if result else self.mode), box
+        original = self.size
+        if self.mode == "RGB" and mode in ("L", "YCbCr"):
+            self._mode = mode
+        reduction = 1
+        if size:
+            scale = min(original[0] // size[0], original[1] // size[1])
+            reduction = next((s for s in (8, 4, 2) if scale >= s), 1)
+            self._size = ((original[0] + reduction - 1) // reduction, (original[1] + reduction - 1) // reduction)
+        self._reduction = reduction
+        self.decoderconfig = (reduction, 0)
+        return self.mode, (0, 0, original[0] / reduction, original[1] / reduction)
 
 
 def _open_factory(fp, filename=None):
@@ -132,13 +169,27 @@ def pillow_only_reason(im: Image.Image, options: dict) -> str | None:
     quality = options.get("quality", 75)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         return f"quality={quality!r}"  # "keep", presets, 0, -1 and invalid values: Pillow's meaning
-    if options.get("subsampling", -1) not in (-1, None, 2, "4:2:0"):
+    if options.get("subsampling", -1) not in SUBSAMPLING_420:
         return f"subsampling={options['subsampling']!r}"
     for key in PILLOW_ONLY_OPTIONS:
         if options.get(key):
             return key
+    for key in PILLOW_ONLY_WHEN_GIVEN:
+        if key in options:
+            return key
     if min(im.size) < 1:
         return "empty image"  # Pillow raises its own error
+    return None
+
+
+def progressive_option(options: dict) -> bool | None:
+    """The layout a save asks for, read as Pillow reads it (progressive or its
+    old spelling progression): True, False when given and false, None when not
+    given at all (jpegplus writes the smaller file)."""
+    if options.get("progressive") or options.get("progression"):
+        return True
+    if "progressive" in options or "progression" in options:
+        return False
     return None
 
 
@@ -147,14 +198,17 @@ def _save(im: Image.Image, fp, filename) -> None:
     if bypassed():
         return _registered["save"](im, fp, filename)
     options = {**_registered["defaults"], **im.encoderinfo}
+    keep = bool(options.get("keep_metadata", False))
     if pillow_only_reason(im, options) is not None:
-        im.encoderinfo = options
+        # Pillow's writer, with im.info's metadata added only when keep_metadata opts in
+        copied = {k: v for k, v in metadata_from(im, {}, True).items() if k not in options} if keep else {}
+        im.encoderinfo = {**copied, **options}
         return _registered["save"](im, fp, filename)
     from . import codec
 
     meta = {k: options[k] for k in METADATA_KEYS if k in options}
     data = codec.encode(im, options.get("quality", 75), scale=options.get("scale"),
-                        keep_metadata=options.get("keep_metadata", True), **meta)
+                        progressive=progressive_option(options), keep_metadata=keep, **meta)
     fp.write(data)
 
 
@@ -164,7 +218,8 @@ def register(**defaults) -> None:
     """Make Pillow read and write jpegplus files under its "JPEG" format.
 
     `defaults` are save options used when a save does not give them, e.g.
-    quality=70, scale=2, keep_metadata=False. Calling again replaces them."""
+    quality=70, scale=2, progressive=True, keep_metadata=True. Calling again
+    replaces them."""
     if not _registered:
         # JpegImagePlugin is imported (at the top of this module) before we
         # register, so Pillow's lazy plugin loading cannot register over us.

@@ -62,9 +62,37 @@ def test_encode_folder_and_glob_into_out(tree, capsys):
     assert before == sum(p.stat().st_size for p in inputs)
     assert after == sum(p.stat().st_size for p in outputs)
     assert abs(pct - 100 * (1 - after / before)) < 0.06
-    with Image.open(tree / "out" / "val0.jpg") as im:
-        assert im.info.get("progressive") is None
     assert jpegplus.decode((tree / "out" / "val0.jpg").read_bytes()).size == (192, 128)
+
+
+def test_encode_keeps_metadata_unless_strip(tree, capsys):
+    # A file converter keeps metadata (unlike a Pillow save, which writes only what it is given).
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    src = Image.open(FIXTURES / "val0.png").convert("RGB")
+    src.save(tree / "meta.png", dpi=(300, 300), exif=exif, icc_profile=b"not a real profile")
+    assert cli.main(["encode", str(tree / "meta.png"), "-o", str(tree / "kept")]) == 0
+    assert cli.main(["encode", str(tree / "meta.png"), "-o", str(tree / "bare"), "--strip"]) == 0
+    with Image.open(tree / "kept" / "meta.jpg") as im:
+        assert im.info["icc_profile"] == b"not a real profile" and im.getexif()[0x0112] == 6
+        assert tuple(round(v) for v in im.info["dpi"]) == (300, 300)
+    with Image.open(tree / "bare" / "meta.jpg") as im:
+        assert not {"icc_profile", "exif", "dpi"} & set(im.info)
+
+
+def test_encode_layout_options(tree, capsys):
+    sizes = {}
+    for flag in ("--baseline", "--progressive", None):
+        out = tree / f"layout{flag}"
+        assert cli.main(["encode", str(tree / "in" / "val0.png"), "-o", str(out)] + ([flag] if flag else [])) == 0
+        data = (out / "val0.jpg").read_bytes()
+        sizes[flag] = len(data)
+        if flag:
+            assert (b"\xff\xc2" in data, b"\xff\xc0" in data) == ((True, False) if flag == "--progressive"
+                                                                   else (False, True))
+    assert sizes[None] == min(sizes["--baseline"], sizes["--progressive"])
+    with pytest.raises(SystemExit):
+        cli.main(["encode", str(tree / "in"), "-o", str(tree / "x"), "--baseline", "--progressive"])
 
 
 def test_parallel_workers_give_the_same_files(tree, capsys):
@@ -187,7 +215,7 @@ def test_info_lines_and_json(tree, capsys):
 def test_info_on_a_transcoded_file(tree, capsys):
     if not shutil.which("jpegtran"):
         pytest.skip("jpegtran not installed")
-    data = jpegplus.encode(Image.open(FIXTURES / "val0.png"), 60, scale=2)
+    data = jpegplus.encode(Image.open(FIXTURES / "val0.png"), 60, scale=2, progressive=False)
     out = subprocess.run(["jpegtran", "-copy", "all", "-progressive"], input=data, capture_output=True,
                          check=True).stdout
     (tree / "t.jpg").write_bytes(out)

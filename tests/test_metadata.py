@@ -65,15 +65,40 @@ def test_orientation_applies_to_the_full_size_image(photo):
     assert upright.size == (128, 192)  # orientation 6: rotate 90°
 
 
-def test_info_is_copied_by_default_and_can_be_dropped(photo):
+def test_only_what_the_call_gives_is_written_as_pillow_does(photo):
+    # Pillow's rule ("XMP is not saved from image info"): of im.info only the comment is taken.
     src = photo.copy()
-    src.info.update(exif=camera_exif().tobytes(), comment=b"kept", dpi=(150, 150))
-    kept = reopen(jpegplus.encode(src, 75))
-    assert kept.info["comment"] == b"kept" and kept.getexif()[0x0112] == 6
-    assert "exif" not in reopen(jpegplus.encode(src, 75, exif=None)).info  # pillow-heif: None drops it
-    bare = reopen(jpegplus.encode(src, 75, keep_metadata=False))
-    assert "exif" not in bare.info and "comment" not in bare.info
-    assert kept.info["comment"] == b"kept" and src.info["comment"] == b"kept"  # caller's info untouched
+    src.info.update(exif=camera_exif().tobytes(), comment=b"kept", dpi=(150, 150), xmp=XMP,
+                    icc_profile=b"not a real profile")
+    out = reopen(jpegplus.encode(src, 75))
+    assert [k for k in ("exif", "icc_profile", "xmp", "dpi", "comment") if k in out.info] == ["comment"]
+    assert out.info["comment"] == b"kept"
+    assert "comment" not in reopen(jpegplus.encode(src, 75, comment=None)).info  # None drops it, as in Pillow
+    assert "comment" not in reopen(jpegplus.encode(src, 75, comment=b"")).info
+    given = reopen(jpegplus.encode(src, 75, xmp=b"<given/>", dpi=(72, 72)))
+    assert given.info["xmp"] == b"<given/>" and given.info["dpi"] == (72, 72) and "exif" not in given.info
+
+
+def test_keep_metadata_copies_info(photo):
+    src = photo.copy()
+    src.info.update(exif=camera_exif().tobytes(), comment=b"kept", dpi=(150, 150), xmp=XMP)
+    kept = reopen(jpegplus.encode(src, 75, keep_metadata=True))
+    assert kept.info["comment"] == b"kept" and kept.getexif()[0x0112] == 6 and kept.info["xmp"] == XMP
+    assert tuple(round(v) for v in kept.info["dpi"]) == (150, 150)
+    assert sizes(kept.getexif()) == (192, 128, 192, 128)  # the copied EXIF describes this image
+    assert "exif" not in reopen(jpegplus.encode(src, 75, keep_metadata=True, exif=None)).info  # None drops one
+    original = Image.Exif()
+    original.load(src.info["exif"])
+    assert sizes(original) == (4000, 3000, 4000, 3000)  # the caller's info is untouched
+
+
+def test_save_follows_the_same_rule(photo, tmp_path):
+    src = photo.copy()
+    src.info.update(icc_profile=b"not a real profile", comment=b"kept")
+    jpegplus.save(src, tmp_path / "a.jpg", 60)
+    jpegplus.save(src, tmp_path / "b.jpg", 60, keep_metadata=True)
+    assert "icc_profile" not in Image.open(tmp_path / "a.jpg").info
+    assert Image.open(tmp_path / "b.jpg").info["icc_profile"] == b"not a real profile"
 
 
 def test_fix_exif_size_patches_in_place_and_keeps_every_other_byte():

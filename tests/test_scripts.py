@@ -1,0 +1,38 @@
+"""Smoke tests of the measurement scripts next to the tests (their main(argv), on the fixtures)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import check_cost  # tests/check_cost.py
+import progressive_bytes  # tests/progressive_bytes.py
+import thumbnails  # tests/thumbnails.py
+
+FIXTURES = str(Path(__file__).parent / "fixtures")
+
+
+def test_progressive_bytes(capsys):
+    assert progressive_bytes.main([FIXTURES, "-q", "50", "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    row = re.search(r"\| 50 \| ([\d,]+) \| ([\d,]+) \| [+-][\d.]+ % \| ([\d,]+) \|", out)
+    base, prog, default = (int(g.replace(",", "")) for g in row.groups())
+    assert default == min(base, prog) and "of 1 |" in out
+    assert "every default file is the smaller of the two: True" in out
+
+
+def test_thumbnails(capsys):
+    assert thumbnails.main([FIXTURES, "-q", "50", "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| 50 |") == len(thumbnails.BOXES) and " dB, " in out
+
+
+def test_check_cost(capsys):
+    assert check_cost.main([FIXTURES, "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    for task in ("seal v1", "seal v2", "verify, file as written", "progressive twin"):
+        assert re.search(rf"{task}\s+\d+\.\d\d", out), task
+
+
+def test_missing_folder_is_a_usage_error(tmp_path):
+    for script in (progressive_bytes, thumbnails, check_cost):
+        assert script.main([str(tmp_path)]) == 2
