@@ -1,7 +1,7 @@
 """jpegplus: smaller JPEG files at the same quality that stay plain JPEG.
 
     import jpegplus
-    data = jpegplus.encode(image, quality=75)   # bytes of a baseline JPEG
+    data = jpegplus.encode(image, quality=75)   # bytes of a plain JPEG (baseline or progressive)
     image = jpegplus.decode(data)               # full size, through PostNet
 """
 import importlib

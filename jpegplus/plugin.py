@@ -19,7 +19,8 @@ Pillow's own JPEG writer (see pillow_only_reason).
 
 Importing this module changes nothing in Pillow (it imports Pillow's own JPEG
 plugin, as Pillow itself would); torch is imported only when a jpegplus file
-is encoded or its pixels are decoded (opening one reads its segment only).
+is encoded or its pixels are decoded (opening one reads its segment, and
+decodes the stored JPEG with Pillow only to verify a losslessly transcoded file).
 """
 from __future__ import annotations
 
