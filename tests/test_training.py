@@ -74,3 +74,20 @@ def test_block_postnet_is_identity_at_start_and_local(scale):
     reach_out = net.reach(scale) * scale  # in output pixels
     assert rows.max() <= reach_out and cols.max() <= reach_out
     assert rows.max() >= reach_out // 3  # the stated reach is not wildly loose
+
+
+
+def test_a_run_can_start_from_shipped_weights(tmp_path):
+    from jpegplus.bundle import weights_dir
+    from training import make_pack, train_post
+
+    make_pack.main(["--data", FIXTURES, "--crops", "4", "--size", "64", "--compact", "--out", str(tmp_path / "p.npz")])
+    make_pack.main(["--data", FIXTURES, "--centre", "1", "--size", "64", "--out", str(tmp_path / "v.npy")])
+    out = str(tmp_path / "post.pt")
+    train_post.main(["--init", str(weights_dir()), "--out", out, "--pack", str(tmp_path / "p.npz"),
+                     "--val", str(tmp_path / "v.npy"), "--batch", "2", "--crop", "64", "--steps", "2", "--lr", "0",
+                     "--threads", "1", "--eval-every", "1000"])
+    trained = load_checkpoint(out)["models"]["post"]
+    shipped = load_bundle(names=("post",)).nets["post"]
+    assert trained["class"] == type(shipped).__name__ and trained["config"] == shipped.config
+    assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in trained["state"].items())  # lr 0: unchanged

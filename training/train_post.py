@@ -22,6 +22,7 @@ crops, next to the shipped PostNet's gain (training/evaluate_post.py).
 
     python -m training.train_post --out runs/post_v2.pt --steps 9000 --threads 1
     python -m training.train_post --device cuda --workers 14 --batch 64 --minutes 5 --pack packs/gpu_pack.npz
+    python -m training.train_post --init weights --lr 2e-4 --steps 3000 --out runs/post_v2b.pt   # continue the shipped one
 """
 from __future__ import annotations
 
@@ -108,6 +109,8 @@ def main(argv=None):
     ap.add_argument("--standard-share", type=float, default=0.25, help="share of scale-1 batches coded as plain JPEG")
     ap.add_argument("--scale2-share", type=float, default=0.3, help="share of batches stored at half size")
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
+    ap.add_argument("--init", default=None,
+                    help="weights folder whose PostNet a new run starts from (instead of --net/--config from scratch)")
     ap.add_argument("--val", default="../shared/data/val/cid22", help="folder of val/ images for the running check")
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--save-every", type=float, default=60.0, help="seconds between checkpoints")
@@ -121,8 +124,13 @@ def main(argv=None):
     # Model, optimiser, resume.
     pre = load_bundle(cfg["weights"], names=("pre",)).nets["pre"]
     ckpt = load_checkpoint(cfg["out"])
-    post = restore_net(ckpt["models"]["post"]) if ckpt else build(cfg["net"], json.loads(cfg["config"]))
-    post = post.to(device).to(memory_format=torch.channels_last)
+    if ckpt:
+        post = restore_net(ckpt["models"]["post"])
+    elif cfg["init"]:
+        post = load_bundle(cfg["init"], names=("post",)).nets["post"]
+    else:
+        post = build(cfg["net"], json.loads(cfg["config"]))
+    post = post.to(device).to(memory_format=torch.channels_last).train().requires_grad_(True)
     opt = torch.optim.Adam(post.parameters(), lr=cfg["lr"])
     step, wall = 0, 0.0
     if ckpt:
