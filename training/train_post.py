@@ -11,8 +11,9 @@ that a log loss learns nothing and a plain MSE hurts the finest qualities.
 
 Batches are made by `--workers` processes (real JPEG is CPU work), each from
 its own seed, so a GPU is not starved and the data do not depend on the number
-of workers. `--minutes` gives the run a wall-time budget: the learning rate
-then follows the budget, and the run stops when it is spent.
+of workers. `--minutes` gives the training a wall-time budget (a resumed run
+counts the time already spent): the learning rate then follows the budget, and
+the run stops when it is spent.
 
 Resumable and seeded: the checkpoint (`--out`) is written every `--save-every`
 seconds and at the end, so a run cut off at any moment keeps its progress;
@@ -116,7 +117,8 @@ def main(argv=None):
     ap.add_argument("--save-every", type=float, default=60.0, help="seconds between checkpoints")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=0, help="batch-making processes (0: in this process)")
-    ap.add_argument("--minutes", type=float, default=None, help="wall-time budget of this run (replaces --steps)")
+    ap.add_argument("--minutes", type=float, default=None, help="wall-time budget of the training, earlier runs of this checkpoint included "
+                                                                 "(replaces --steps)")
     cfg = vars(ap.parse_args(argv))
     log, _ = start_run(cfg)
     device = torch.device(cfg["device"])
