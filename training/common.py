@@ -94,14 +94,14 @@ class Crops:
         return out
 
 
-def sample_tables(rng: np.random.Generator, n: int, standard_share: float = 0.0, *, max_quality: int = 100,
-                  flags: bool = False):
-    """(n, 2, 8, 8) tables at qualities uniform in 1..max_quality: jpegplus's
-    family, or libjpeg's standard tables for a `standard_share` of the samples.
-    With flags=True also returns which samples got the standard tables (n,) bool."""
+def sample_tables(rng: np.random.Generator, n: int, standard_share: float = 0.0, *,
+                  qualities: tuple[int, int] = (1, 100), flags: bool = False):
+    """(n, 2, 8, 8) int tables at qualities uniform in qualities[0]..qualities[1]:
+    jpegplus's family, or libjpeg's standard tables for a `standard_share` of the
+    samples. With flags=True also returns which samples got the standard tables (n,) bool."""
     out, std = [], []
     for _ in range(n):
-        q = int(rng.integers(1, max_quality + 1))
+        q = int(rng.integers(qualities[0], qualities[1] + 1))
         std.append(rng.random() < standard_share)
         out.append(standard_tables(q) if std[-1] else FAMILY.tables(q))
     return (np.stack(out), np.array(std)) if flags else np.stack(out)
@@ -118,13 +118,6 @@ def real_jpeg(batch: np.ndarray, tables: np.ndarray, requant=None) -> tuple[np.n
         data = encode_array(np.ascontiguousarray(im), t)
         dec[i], bits[i] = decode_array(data), 8 * len(data)
     return dec, bits
-
-
-def table_batch(rng: np.random.Generator, n: int, qualities: tuple[int, int], standard: bool) -> np.ndarray:
-    """(n, 2, 8, 8) int tables at qualities uniform in qualities[0]..qualities[1]:
-    libjpeg's standard tables, or the training family."""
-    qs = rng.integers(qualities[0], qualities[1] + 1, n)
-    return np.stack([standard_tables(int(q)) if standard else FAMILY.tables(int(q)) for q in qs])
 
 
 def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float = 1.0) -> None:

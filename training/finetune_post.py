@@ -60,7 +60,7 @@ def main(argv=None):
             g["lr"] = lr
         scale = scale_at(step)
         tables, standard = sample_tables(rng, cfg["batch"], cfg["standard_share"] if scale == 1 else 0.0,
-                                         max_quality=SCALE2_MAX_Q if scale == 2 else 100, flags=True)
+                                         qualities=(1, SCALE2_MAX_Q if scale == 2 else 100), flags=True)
         requant = [None if s else json.loads(cfg["requant"]) for s in standard]  # plain JPEGs (enhance=True): libjpeg's own
         tables = torch.from_numpy(tables).float()
         level = torch.tensor([quant_level(t.numpy()) for t in tables])

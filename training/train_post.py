@@ -39,7 +39,7 @@ from jpegplus.bundle import load_bundle
 from jpegplus.models import build
 from jpegplus.tables import quant_level
 from training.common import (REQUANT, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint, load_pack,
-                             optimiser_step, real_jpeg, restore_net, save_checkpoint, start_run, table_batch)
+                             optimiser_step, real_jpeg, restore_net, sample_tables, save_checkpoint, start_run)
 from training.evaluate_post import gains, val_crops
 from training.losses import restoration_loss
 
@@ -66,7 +66,7 @@ def make_batch(index: int):
     crops.rng = rng
     scale = 2 if rng.random() < o["scale2_share"] else 1
     standard = scale == 1 and rng.random() < o["standard_share"]
-    tables = table_batch(rng, o["batch"], QSTD if standard else (Q2 if scale == 2 else Q1), standard)
+    tables = sample_tables(rng, o["batch"], float(standard), qualities=QSTD if standard else (Q2 if scale == 2 else Q1))
     level = np.array([quant_level(t) for t in tables], np.float32)
     x = crops.batch(o["batch"])
     if standard:
