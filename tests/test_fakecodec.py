@@ -9,15 +9,12 @@ import torch
 from PIL import Image
 
 from jpegplus.bundle import read_manifest
+from jpegplus.evaluation.metrics import psnr
 from jpegplus.jpeg import decode_array, encode_array
 from jpegplus.models import build
 from jpegplus.models.diffjpeg import DiffJPEG
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "val1.png")
-
-
-def psnr(a, b) -> float:
-    return float(10 * np.log10(255**2 / np.mean((np.asarray(a, float) - b) ** 2)))
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import jpegplus
+from jpegplus.evaluation import metrics
 from jpegplus.jpeg import pillow_only
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -18,7 +19,8 @@ NAMES = ("val0", "val1", "val2")
 
 
 def psnr(a, b) -> float:
-    return float(10 * np.log10(255**2 / np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)))
+    """PSNR (dB) of two images given as PIL images or uint8 arrays."""
+    return metrics.psnr(np.asarray(a), np.asarray(b))
 
 
 def plain_decode(data: bytes) -> np.ndarray:

@@ -28,16 +28,12 @@ from PIL import Image
 
 import jpegplus
 from jpegplus import plugin
+from jpegplus.evaluation.metrics import psnr
 from jpegplus.jpeg import pillow_only
 
 # reduction → thumbnail box (px): thumbnail((b, b)) asks draft() for (2b, 2b), which reduces a
 # 768×512 (or 512×768) Kodak image by min(768 // 2b, 512 // 2b)
 BOXES = {2: 128, 4: 64, 8: 32}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return float(10 * np.log10(255 ** 2 / max(mse, 1e-12)))
 
 
 def thumbnail(data: bytes, box: int, *, load_first: bool = False) -> tuple[np.ndarray, float]:

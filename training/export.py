@@ -28,10 +28,11 @@ def identity_ladder() -> Ladder:
 
 
 def restore(path: str, key: str):
+    """The network `key` of a training checkpoint, and the record of its run for the manifest."""
     ckpt = load_checkpoint(path)
     if ckpt is None:
         raise SystemExit(f"no checkpoint at {path}")
-    return restore_net(ckpt["models"][key]), ckpt
+    return restore_net(ckpt["models"][key]), {"step": ckpt["step"], "config": ckpt["config"], **ckpt["extra"]}
 
 
 def main(argv=None):
@@ -53,31 +54,22 @@ def main(argv=None):
     else:  # read before anything in --out is replaced; --post keeps the base's ladder too
         source = read_manifest(args.tables_from or args.base)
         tables, ladder = source.tables, source.ladder if args.post else identity_ladder()
-    models, info = {}, {}
-    if args.post:  # load the base networks before anything in --out is replaced
+    nets, info = {}, {}
+    if args.post:  # the base networks are read before anything in --out is replaced
         base = read_manifest(args.base)
-        kept = load_bundle(args.base, names=tuple(k for k in base.models if k != "post")).nets
+        nets = dict(load_bundle(args.base, names=tuple(k for k in base.models if k != "post")).nets)
         info = {k: v for k, v in base.training.items() if k != "post"}
+        nets["post"], info["post"] = restore(args.post, "post")
+    elif args.prepost:
+        nets["pre"], info["prepost"] = restore(args.prepost, "pre")
+        nets["post"], _ = restore(args.prepost, "post")
+    else:
+        nets = {"pre": build("PreNet", {}), "post": build("PostNet", {})}
+    if args.fakecodec:
+        nets["fakecodec"], info["fakecodec"] = restore(args.fakecodec, "fakecodec")
     for old in out.glob("*.safetensors"):
         old.unlink()
-    if args.post:
-        post, ck = restore(args.post, "post")
-        info["post"] = {"step": ck["step"], "config": ck["config"], **ck["extra"]}
-        models = {k: save_net(net, out, k) for k, net in kept.items()}
-        models["post"] = save_net(post, out, "post")
-    elif args.prepost:
-        pre, ck = restore(args.prepost, "pre")
-        post, _ = restore(args.prepost, "post")
-        info["prepost"] = {"step": ck["step"], "config": ck["config"], **ck["extra"]}
-    else:
-        pre, post = build("PreNet", {}), build("PostNet", {})
-    if not args.post:
-        models["pre"] = save_net(pre, out, "pre")
-        models["post"] = save_net(post, out, "post")
-    if args.fakecodec:
-        fc, ck = restore(args.fakecodec, "fakecodec")
-        models["fakecodec"] = save_net(fc, out, "fakecodec")
-        info["fakecodec"] = {"step": ck["step"], "config": ck["config"], **ck["extra"]}
+    models = {k: save_net(net, out, k) for k, net in nets.items()}
     model_id = hashlib.sha256("".join(m.sha256 for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)
     Manifest.from_json(json.loads(json.dumps(manifest.to_json())), out / "manifest.json")  # what loaders will check
