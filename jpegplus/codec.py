@@ -19,11 +19,14 @@ from PIL import Image
 
 from . import engine
 from . import segment as seg
+from . import target
 from .bundle import Bundle, resolve
 from .errors import NotJpegError
 from .jpeg import pillow_only
 from .metadata import copy_info, metadata_from
 from .modes import prepare
+
+DEFAULT_QUALITY = 75
 
 
 # ---------------------------------------------------------------- encode
@@ -36,12 +39,18 @@ def encode_plain(image: Image.Image, quality: int, meta: dict, progressive: bool
     return buf.getvalue()
 
 
-def encode(image, quality: int = 75, *, scale: int | None = None, progressive: bool | None = None,
-           keep_metadata: bool = False, bundle: Bundle | None = None, tile: int | None = None, **options) -> bytes:
+def encode(image, quality: int | None = None, *, target_size: int | None = None, target_psnr: float | None = None,
+           scale: int | None = None, progressive: bool | None = None, keep_metadata: bool = False,
+           bundle: Bundle | None = None, tile: int | None = None, **options) -> bytes:
     """Encode a PIL image or uint8 array (H×W×3 RGB or H×W grey) to jpegplus bytes.
 
     quality 1..100 keeps Pillow's meaning (calibrated so that, on average, the
-    file is no bigger and no worse in PSNR than Pillow's at the same quality).
+    file is no bigger and no worse in PSNR than Pillow's at the same quality);
+    None is 75. Instead of a quality, target_size (bytes) gives the highest
+    quality whose file is at most that big, and target_psnr (dB against the
+    input, after jpegplus decoding) the smallest file that reaches it: a
+    search of several encodes (jpegplus.target; TargetError, a ValueError, when
+    no quality meets it). Giving more than one of the three is a ValueError.
     scale None chooses 1 or 2 per image by closed-loop rate–distortion.
     progressive None writes the smaller of a baseline and a progressive file
     (the same coefficients, so the same decoded pixels); True forces
@@ -57,6 +66,11 @@ def encode(image, quality: int = 75, *, scale: int | None = None, progressive: b
     ignored), and LA, P, RGBA, I;16... raise UnsupportedModeError (an OSError).
     Zero-size images raise EmptyImageError (a ValueError).
     """
+    goal = target.goal(quality, target_size, target_psnr)
+    if goal is not None:
+        return target.encode(image, goal, scale=scale, progressive=progressive, keep_metadata=keep_metadata,
+                             bundle=bundle, tile=tile, **options).data
+    quality = DEFAULT_QUALITY if quality is None else quality
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer 1..100, got {quality!r}")
     if scale not in (None, 1, 2):
@@ -72,8 +86,8 @@ def encode(image, quality: int = 75, *, scale: int | None = None, progressive: b
     return engine.encode(bundle, nets, prep.grey, quality, scale, meta, progressive=progressive)[0].data
 
 
-def save(image, fp, quality: int = 75, **options) -> None:
-    """Encode and write to a path or binary file object."""
+def save(image, fp, quality: int | None = None, **options) -> None:
+    """Encode and write to a path or binary file object (options as encode's, target_size included)."""
     data = encode(image, quality, **options)
     if hasattr(fp, "write"):
         fp.write(data)

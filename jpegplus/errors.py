@@ -29,3 +29,17 @@ class EmptyImageError(JpegPlusError, ValueError):
 class NotJpegError(JpegPlusError, OSError):
     """The bytes are an image, but not a JPEG. Also an OSError, like Pillow's
     UnidentifiedImageError."""
+
+
+class TargetError(JpegPlusError, ValueError):
+    """No quality 1..100 meets a target_size or target_psnr (jpegplus.target).
+    `reachable` is the closest the encoder gets for this image: the smallest
+    file in bytes (target_size) or the highest PSNR in dB (target_psnr). Also a
+    ValueError: the target is a bad value for this image."""
+
+    def __init__(self, message: str, reachable: float):
+        super().__init__(message)
+        self.reachable = reachable
+
+    def __reduce__(self):  # picklable (process pools, Dask) with its reachable value
+        return type(self), (str(self), self.reachable)

@@ -33,7 +33,8 @@ from .jpeg import bypassed
 from .metadata import METADATA_KEYS, metadata_from
 
 FORMAT = "JPEG"
-# Save options jpegplus honours itself: quality (an int 1..100), progressive
+# Save options jpegplus honours itself: quality (an int 1..100) or its own
+# target_size (bytes) or target_psnr (dB), progressive
 # (and its old spelling progression), optimize (always on), subsampling 4:2:0,
 # the metadata options (exif, icc_profile, dpi, comment, xmp) and its own scale,
 # keep_metadata. These bitstream-level options go to Pillow's writer, which
@@ -42,6 +43,8 @@ PILLOW_ONLY_OPTIONS = ("qtables", "restart_marker_blocks", "restart_marker_rows"
 # ... and these whenever they are given at all: streamtype 0 (an interchange
 # stream) must pair with Pillow's tables-only (1) and image-only (2) streams.
 PILLOW_ONLY_WHEN_GIVEN = ("streamtype",)
+# What sets the rate: a quality, or a target the encoder searches for (jpegplus.target).
+RATE_OPTIONS = ("quality", "target_size", "target_psnr")
 SUBSAMPLING_420 = (-1, None, 2, "4:2:0", "4:1:1")  # Pillow writes 4:2:0 for each ("4:1:1" is its old name)
 JPEGPLUS_MODES = ("RGB", "L")
 # draft() runs PostNet on the reduced image when True; measured on Kodak
@@ -194,13 +197,27 @@ def progressive_option(options: dict) -> bool | None:
     return None
 
 
+def save_options(encoderinfo: dict) -> dict:
+    """A save's options over the register() defaults. The rate options
+    (RATE_OPTIONS) count as one: a save that gives any of them drops the
+    defaults' (a save's target_size overrides a default quality)."""
+    defaults = _registered["defaults"]
+    if any(k in encoderinfo for k in RATE_OPTIONS):
+        defaults = {k: v for k, v in defaults.items() if k not in RATE_OPTIONS}
+    return {**defaults, **encoderinfo}
+
+
 def _save(im: Image.Image, fp, filename) -> None:
     """Pillow save handler for "JPEG": jpegplus unless pillow_only_reason says otherwise."""
     if bypassed():
         return _registered["save"](im, fp, filename)
-    options = {**_registered["defaults"], **im.encoderinfo}
+    options = save_options(im.encoderinfo)
     keep = bool(options.get("keep_metadata", False))
-    if pillow_only_reason(im, options) is not None:
+    reason = pillow_only_reason(im, options)
+    targets = [k for k in RATE_OPTIONS[1:] if options.get(k) is not None]
+    if reason is not None and targets:
+        raise ValueError(f"{targets[0]} needs jpegplus's own writer, which this save cannot use ({reason})")
+    if reason is not None:
         # Pillow's writer, with im.info's metadata added only when keep_metadata opts in
         copied = {k: v for k, v in metadata_from(im, {}, True).items() if k not in options} if keep else {}
         im.encoderinfo = {**copied, **options}
@@ -208,7 +225,8 @@ def _save(im: Image.Image, fp, filename) -> None:
     from . import codec
 
     meta = {k: options[k] for k in METADATA_KEYS if k in options}
-    data = codec.encode(im, options.get("quality", 75), scale=options.get("scale"),
+    data = codec.encode(im, options.get("quality"), target_size=options.get("target_size"),
+                        target_psnr=options.get("target_psnr"), scale=options.get("scale"),
                         progressive=progressive_option(options), keep_metadata=keep, **meta)
     fp.write(data)
 
@@ -219,8 +237,8 @@ def register(**defaults) -> None:
     """Make Pillow read and write jpegplus files under its "JPEG" format.
 
     `defaults` are save options used when a save does not give them, e.g.
-    quality=70, scale=2, progressive=True, keep_metadata=True. Calling again
-    replaces them."""
+    quality=70, scale=2, progressive=True, keep_metadata=True, or
+    target_size=150_000. Calling again replaces them."""
     if not _registered:
         # JpegImagePlugin is imported (at the top of this module) before we
         # register, so Pillow's lazy plugin loading cannot register over us.
