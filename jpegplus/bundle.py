@@ -1,11 +1,14 @@
-"""Shipped weights: a manifest, sha256-checked safetensors files, loaded once per process.
+"""Shipped weights: a manifest, sha256-checked network files, loaded once per process.
 
 weights/manifest.json names each network with its class (a key of
-jpegplus.models.MODELS), config, file and sha256, plus the quantisation-table
-family and the quality ladder. It is read and checked once, here, into small
-frozen types (Manifest, NetEntry, TableFamily, Ladder); no other module reads
-the JSON. Reading a manifest needs no torch; loading the networks does.
-Tensors are read with safetensors, which never executes code from the file.
+jpegplus.models.MODELS), config, safetensors file and sha256, and (PreNet,
+PostNet) its ONNX graphs, one per scale, each with its sha256 and reach; plus
+the quantisation-table family and the quality ladder. It is read and checked
+once, here, into small frozen types (Manifest, NetEntry, OnnxGraph,
+TableFamily, Ladder); no other module reads the JSON. Reading a manifest needs
+neither torch nor onnxruntime. Networks load through jpegplus.runtime: ONNX
+Runtime from the graphs, or torch from the safetensors files (read with
+safetensors, which never executes code from the file).
 """
 from __future__ import annotations
 
@@ -141,14 +144,44 @@ class Ladder:
         return {"q1": list(self.q1), "q2": list(self.q2), "lambda": list(self.lam)}
 
 
+def _file_name(name) -> str:
+    """`name` if it names a file inside the weights folder; ValueError otherwise."""
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise ValueError(f"{name!r}, not a file name inside the weights folder")
+    return name
+
+
+@dataclass(frozen=True)
+class OnnxGraph:
+    """A network's ONNX graph for one scale (inputs "image" (N, 3, H, W) float32
+    in 0..1 and "level" (N,), output "out"), its sha256, and the network's
+    reach(scale): the input pixels of context an output pixel depends on."""
+    scale: int
+    file: str
+    sha256: str
+    reach: int
+
+    @classmethod
+    def from_json(cls, scale: str, raw) -> OnnxGraph:
+        if scale not in ("1", "2") or not isinstance(raw, dict) or not isinstance(raw.get("sha256"), str) \
+                or not _whole(raw.get("reach"), 0, 10_000):
+            raise ValueError('onnx: {"1"|"2": {file, sha256, reach}}')
+        return cls(int(scale), _file_name(raw.get("file")), raw["sha256"], int(raw["reach"]))
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "sha256": self.sha256, "reach": self.reach}
+
+
 @dataclass(frozen=True)
 class NetEntry:
     """One network of the manifest: its class (a key of jpegplus.models.MODELS),
-    the config that rebuilds it (class(**config)), its file name and sha256."""
+    the config that rebuilds it (class(**config)), its safetensors file name and
+    sha256, and its ONNX graphs (none for networks only training runs)."""
     class_name: str
     config: dict
     file: str
     sha256: str
+    graphs: tuple[OnnxGraph, ...] = ()
 
     @classmethod
     def from_json(cls, raw) -> NetEntry:
@@ -156,13 +189,17 @@ class NetEntry:
         if not isinstance(raw, dict) or not isinstance(raw.get("class"), str) \
                 or not isinstance(raw.get("config"), dict) or not isinstance(raw.get("sha256"), str):
             raise ValueError("class, config, file and sha256")
-        name = raw.get("file")
-        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-            raise ValueError(f"{name!r}, not a file name inside the weights folder")
-        return cls(raw["class"], raw["config"], name, raw["sha256"])
+        onnx = raw.get("onnx", {})
+        if not isinstance(onnx, dict):
+            raise ValueError('onnx: {"1"|"2": {file, sha256, reach}}')
+        graphs = tuple(OnnxGraph.from_json(k, v) for k, v in sorted(onnx.items()))
+        return cls(raw["class"], raw["config"], _file_name(raw.get("file")), raw["sha256"], graphs)
 
     def to_json(self) -> dict:
-        return {"class": self.class_name, "config": self.config, "file": self.file, "sha256": self.sha256}
+        out = {"class": self.class_name, "config": self.config, "file": self.file, "sha256": self.sha256}
+        if self.graphs:
+            out["onnx"] = {str(g.scale): g.to_json() for g in self.graphs}
+        return out
 
 
 @dataclass(frozen=True)
@@ -232,16 +269,68 @@ def read_manifest(folder: Path | None = None) -> Manifest:
 
 @dataclass(frozen=True, repr=False)
 class Bundle:
-    """The loaded networks (eval mode, CPU) with the manifest that describes them."""
+    """The loaded networks with the manifest that describes them: `nets` maps a
+    name to a runtime.OnnxNet (runtime "onnx") or a torch module in eval mode on
+    the CPU (runtime "torch"); `folder` is where they were loaded from (None for
+    networks built in memory)."""
     manifest: Manifest
     nets: dict
+    folder: Path | None = None
+    runtime: str = "torch"
 
     @property
     def model_id(self) -> str:
         return self.manifest.model_id
 
     def __repr__(self) -> str:
-        return f"Bundle(model_id={self.model_id!r}, nets={sorted(self.nets)})"
+        return f"Bundle(model_id={self.model_id!r}, nets={sorted(self.nets)}, runtime={self.runtime!r})"
+
+    def torch_net(self, name: str, device):
+        """Network `name` as a torch module on `device` (the GPU path): the bundle's
+        own module (torch runtime, CPU), else one loaded from `folder` or copied,
+        once per process and device (the shared modules are never moved).
+        Needs torch (runtime.RuntimeMissingError naming the extra otherwise)."""
+        from .runtime import OnnxNet, require_torch
+
+        require_torch(f"running the networks on {str(device)!r}")
+        import copy
+
+        import torch
+
+        device = torch.device(device)
+        net = self.nets[name]
+        if not isinstance(net, OnnxNet) and device.type == "cpu":
+            return net
+        key = (self.model_id, str(self.folder), name, str(device))
+        with _lock:
+            if key not in _on_device:
+                module = load_net(Path(self.folder), self.manifest.models[name]) if isinstance(net, OnnxNet) \
+                    else copy.deepcopy(net)
+                _on_device[key] = module.to(device).eval()
+            return _on_device[key]
+
+
+def checked_file(folder: Path, name: str, sha256: str) -> Path:
+    """folder/name after checking that it exists and has the manifest's sha256; WeightsError otherwise."""
+    path = folder / name
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} is missing. {FIX_HINT}")
+    digest = sha256_of(path)
+    if digest != sha256:
+        raise WeightsError(f"weights file {path} is damaged: sha256 {digest[:16]}… does not match the manifest "
+                           f"({sha256[:16]}…). {FIX_HINT}")
+    return path
+
+
+def load_onnx(folder: Path, entry: NetEntry):
+    """One network as a runtime.OnnxNet from its manifest entry's graphs (each sha256-checked)."""
+    from .runtime import OnnxNet
+
+    paths = {g.scale: checked_file(folder, g.file, g.sha256) for g in entry.graphs}
+    try:
+        return OnnxNet(paths, {g.scale: g.reach for g in entry.graphs})
+    except Exception as e:  # onnxruntime raises its own error types for graphs it cannot load
+        raise WeightsError(f"ONNX graph of {entry.file} cannot be loaded ({e}). {FIX_HINT}") from None
 
 
 def load_net(folder: Path, entry: NetEntry):
@@ -252,13 +341,7 @@ def load_net(folder: Path, entry: NetEntry):
 
     from .models import build
 
-    path = folder / entry.file
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} is missing. {FIX_HINT}")
-    digest = sha256_of(path)
-    if digest != entry.sha256:
-        raise WeightsError(f"weights file {path} is damaged: sha256 {digest[:16]}… does not match the manifest "
-                           f"({entry.sha256[:16]}…). {FIX_HINT}")
+    path = checked_file(folder, entry.file, entry.sha256)
     try:
         net = build(entry.class_name, entry.config)
     except (KeyError, TypeError, ValueError) as e:
@@ -277,23 +360,31 @@ def load_net(folder: Path, entry: NetEntry):
     return net.eval().to(memory_format=torch.channels_last)  # ≈ 25 % faster convolutions on CPU (oneDNN)
 
 
-def load_bundle(folder: Path | None = None, names=("pre", "post")) -> Bundle:
-    """Read the manifest and load the named networks, checking each sha256.
+def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str | None = None) -> Bundle:
+    """Read the manifest and load the named networks, checking each sha256, with
+    `runtime` ("onnx" or "torch"; None: runtime.choose, ONNX Runtime where the
+    manifest has graphs for all of them and it is installed).
 
     Every failure (missing or damaged manifest or file, wrong hash, a file that
-    is not safetensors, tensors that do not fit) is a WeightsError whose message
-    says how to fix it."""
+    is not safetensors or ONNX, tensors that do not fit) is a WeightsError whose
+    message says how to fix it; a runtime that is not installed is a
+    runtime.RuntimeMissingError naming what to install."""
+    from .runtime import choose
+
     folder = Path(folder) if folder else weights_dir()
     manifest = read_manifest(folder)
     missing = [n for n in names if n not in manifest.models]
     if missing:
         raise WeightsError(f"weights manifest {folder / 'manifest.json'} lacks {', '.join(map(repr, missing))}. "
                            f"{FIX_HINT}")
-    return Bundle(manifest, {n: load_net(folder, manifest.models[n]) for n in names})
+    runtime = runtime or choose(all(manifest.models[n].graphs for n in names))
+    load = load_onnx if runtime == "onnx" else load_net
+    return Bundle(manifest, {n: load(folder, manifest.models[n]) for n in names}, folder, runtime)
 
 
 _lock = threading.Lock()
-_cache: dict = {}
+_cache: dict = {}      # weights folder → the default bundle
+_on_device: dict = {}  # (model id, folder, name, device) → torch module: Bundle.torch_net's copies
 
 
 def default_bundle() -> Bundle:
@@ -322,3 +413,37 @@ def save_net(net, folder: Path, stem: str) -> NetEntry:
     final = folder / f"{stem}-{digest[:8]}.safetensors"
     os.replace(tmp, final)
     return NetEntry(type(net).__name__, net.config, final.name, digest)
+
+
+def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph, ...]:
+    """Write `net` (a PreNet- or PostNet-like torch module, net(x, level, scale))
+    as one ONNX graph per scale, <stem>-s<scale>-<sha8>.onnx, with dynamic batch,
+    height and width; their OnnxGraph entries (reach from net.reach)."""
+    import copy
+
+    import torch
+
+    net = copy.deepcopy(net).eval().to(memory_format=torch.contiguous_format)
+
+    class AtScale(torch.nn.Module):
+        def __init__(self, scale: int):
+            super().__init__()
+            self.net, self.scale = net, scale
+
+        def forward(self, image, level):
+            return self.net(image, level, self.scale)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    graphs = []
+    for scale in scales:
+        tmp = folder / f"{stem}-s{scale}.tmp"
+        example = (torch.rand(1, 3, 64, 64), torch.tensor([0.5]))
+        torch.onnx.export(AtScale(scale).eval(), example, str(tmp), input_names=["image", "level"],
+                          output_names=["out"], opset_version=17, dynamo=False,
+                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "level": {0: "n"},
+                                        "out": {0: "n", 2: "out_h", 3: "out_w"}})
+        digest = sha256_of(tmp)
+        final = folder / f"{stem}-s{scale}-{digest[:8]}.onnx"
+        os.replace(tmp, final)
+        graphs.append(OnnxGraph(scale, final.name, digest, int(net.reach(scale))))
+    return tuple(graphs)

@@ -1,6 +1,8 @@
 """The `jpegplus` command (also `python -m jpegplus`).
 
     jpegplus encode photos/ *.png -o out/ -q 70 -j 2   # images → jpegplus .jpg files (metadata kept; --strip)
+    jpegplus encode photos/ -o out/ --target-size 150k # the highest quality whose file fits 150,000 bytes
+    jpegplus encode /shared/in -o /shared/out --dask tcp://scheduler:8786   # on a Dask cluster (jpegplus[dask])
     jpegplus decode out/*.jpg -o png/                  # jpegplus (or plain) JPEG → PNG at full size
     jpegplus info out/a.jpg                            # what the jpegplus segment says
     jpegplus bench ...                                 # jpegplus.evaluation.bench (its own --help;
@@ -13,6 +15,10 @@ inputs' relative folders under -o. An input is never overwritten; outputs
 are written to a temporary name and renamed, so a failure or Ctrl-C leaves
 no partial file. Exit codes: 0 all done, 1 a file failed (one line each on
 stderr; --keep-going carries on past failures), 2 bad usage, 130 Ctrl-C.
+The summary compares encode's files with what Pillow's JPEG writes at the
+same quality (and with the inputs' own bytes for JPEG inputs); decode's
+counts the pixels written. The same jobs run one by one, on a local process
+pool (-j N) or on a Dask cluster (--dask, jpegplus.distributed).
 """
 from __future__ import annotations
 
@@ -21,21 +27,28 @@ import contextlib
 import glob
 import json
 import os
+import re
 import sys
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from .errors import ClusterError
 
 PROG = "jpegplus"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".gif"}
 JPEG_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif"}
 STDIO = "-"
 SAMPLE = Path(__file__).parent / "data" / "sample.png"  # package data, installed next to this module
+PART = ".part"  # write_output's temporary files: .<output name>.<random>.part beside the output
+# --target-size suffixes: SI, as file managers count (150k = 150,000 bytes, 1.5M = 1,500,000)
+SIZE_SUFFIXES = {"": 1, "k": 1000, "K": 1000, "M": 1000**2}
 
 
-class UsageError(Exception):
-    """Bad command line: exit code 2."""
+class UsageError(ValueError):
+    """Bad command line (exit code 2), or bad options to jpegplus.distributed.convert."""
 
 
 @dataclass(frozen=True)
@@ -47,11 +60,19 @@ class Job:
 
 @dataclass(frozen=True)
 class Result:
+    """One file done (or failed: `error`, one line). Bytes read and written;
+    encode: the quality used (found, with a target) and the bytes of Pillow's
+    JPEG of the same image at that quality, and whether the input was a JPEG;
+    decode: the pixels written."""
     src: str
     dst: str
     bytes_in: int
     bytes_out: int
     error: str | None = None
+    quality: int | None = None
+    pillow_bytes: int = 0
+    jpeg_input: bool = False
+    pixels: int = 0
 
 
 # ---------------------------------------------------------------- inputs and outputs
@@ -127,7 +148,7 @@ def write_output(dst: str, data: bytes) -> None:
         return
     folder = os.path.dirname(dst) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(dst)}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(dst)}.", suffix=PART)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -138,6 +159,21 @@ def write_output(dst: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_leftovers(jobs: list[Job]) -> int:
+    """Remove the temporary files of write_output that a writer killed before
+    its rename left beside the jobs' outputs (a lost Dask worker); how many."""
+    removed = 0
+    for job in jobs:
+        if job.dst == STDIO:
+            continue
+        folder, name = os.path.split(job.dst)
+        for path in glob.glob(os.path.join(glob.escape(folder or "."), glob.escape(f".{name}.") + "*" + PART)):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed += 1
+    return removed
 
 
 # ---------------------------------------------------------------- the work, one file
@@ -165,12 +201,25 @@ def open_image(data: bytes):
 
 
 def encode_one(job: Job, options: dict) -> Result:
-    from . import codec
+    """Encode one file at options' quality or target (task_options), and what
+    Pillow's own JPEG writer makes of the same image at the quality used."""
+    from . import codec, target
+    from .metadata import metadata_from
 
     data = read_input(job.src)
-    out = codec.encode(open_image(data), **options)
+    image = open_image(data)
+    goal = target.goal(options["quality"], options["target_size"], options["target_psnr"])
+    rest = {k: options[k] for k in ("scale", "progressive", "keep_metadata")}
+    if goal is None:
+        quality = options["quality"] or codec.DEFAULT_QUALITY
+        out = codec.encode(image, quality, **rest)
+    else:
+        found = target.encode(image, goal, **rest)
+        out, quality = found.data, found.quality
+    pillow = codec.encode_plain(image, quality, metadata_from(image, {}, options["keep_metadata"]), None)
     write_output(job.dst, out)
-    return Result(job.src, job.dst, len(data), len(out))
+    return Result(job.src, job.dst, len(data), len(out), quality=quality, pillow_bytes=len(pillow),
+                  jpeg_input=data[:2] == b"\xff\xd8")
 
 
 def decode_one(job: Job, options: dict) -> Result:
@@ -184,10 +233,62 @@ def decode_one(job: Job, options: dict) -> Result:
     buf = io.BytesIO()
     im.save(buf, options["format"], **keep)
     write_output(job.dst, buf.getvalue())
-    return Result(job.src, job.dst, len(data), buf.tell())
+    return Result(job.src, job.dst, len(data), buf.tell(), pixels=im.size[0] * im.size[1])
 
 
-TASKS = {"encode": encode_one, "decode": decode_one}
+@dataclass(frozen=True)
+class Task:
+    """A command that converts files: its per-file work, the inputs it takes
+    from folders, its output suffix (from the options), its options' defaults."""
+    work: Callable[[Job, dict], Result]
+    suffixes: set[str]
+    new_suffix: Callable[[dict], str]
+    defaults: dict
+
+
+TASKS = {
+    "encode": Task(encode_one, IMAGE_SUFFIXES, lambda o: ".jpg",
+                   {"quality": None, "target_size": None, "target_psnr": None, "scale": None, "progressive": None,
+                    "keep_metadata": True}),  # a converter keeps metadata (--strip drops it)
+    "decode": Task(decode_one, JPEG_SUFFIXES, lambda o: "." + o["format"].lower(), {"enhance": False, "format": "PNG"}),
+}
+
+
+def task_options(task: str, **given) -> dict:
+    """The options of `task` ("encode" or "decode"): its defaults, updated by
+    `given` (None keeps a default). UsageError for unknown or bad options."""
+    from . import target
+
+    if task not in TASKS:
+        raise UsageError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    defaults = TASKS[task].defaults
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise UsageError(f"{task} has no option {', '.join(sorted(unknown))} (it takes {', '.join(defaults)})")
+    options = {**defaults, **{k: v for k, v in given.items() if v is not None}}
+    if task == "decode":
+        return {**options, "format": options["format"].upper()}
+    try:
+        target.goal(options["quality"], options["target_size"], options["target_psnr"])
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    quality = options["quality"]
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100):
+        raise UsageError(f"quality must be 1..100, got {quality!r}")
+    if options["scale"] not in (None, 1, 2):
+        raise UsageError(f"scale must be 1 or 2, got {options['scale']!r}")
+    return options
+
+
+def plan_task(task: str, inputs: list[str], out: str | None, options: dict) -> list[Job]:
+    """plan() with the task's input suffixes and output suffix."""
+    t = TASKS[task]
+    return plan(inputs, out, t.suffixes, t.new_suffix(options))
+
+
+def one_line(e: BaseException) -> str:
+    """An error as the one line a failed file gets: its type and message."""
+    return f"{type(e).__name__}: {' '.join(str(e).split()) or type(e).__name__}"
 
 
 def run_one(task: str, job: Job, options: dict) -> Result:
@@ -197,33 +298,38 @@ def run_one(task: str, job: Job, options: dict) -> Result:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SegmentWarning etc.: the plain decode is what the user gets
-            return TASKS[task](job, options)
+            return TASKS[task].work(job, options)
     except Exception as e:  # noqa: BLE001 - reported per file, one line
-        message = " ".join(str(e).split()) or type(e).__name__
-        return Result(job.src, job.dst, 0, 0, f"{type(e).__name__}: {message}")
+        return Result(job.src, job.dst, 0, 0, one_line(e))
 
 
 def init_worker(threads: int) -> None:
-    """Process-pool worker: bounded torch threads, weights loaded once."""
-    import torch
-
+    """Process-pool worker: bounded network threads (either runtime), weights loaded once."""
     from .bundle import default_bundle
+    from .runtime import set_threads
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     default_bundle()
 
 
 # ---------------------------------------------------------------- running many
 
-def run_jobs(task: str, jobs: list[Job], options: dict, workers: int, keep_going: bool, progress: bool | None):
-    """Results in completion order; stops at the first failure unless keep_going."""
+def run_jobs(task: str, jobs: list[Job], options: dict, workers: int, keep_going: bool, progress: bool | None,
+             client=None):
+    """Results in completion order; stops at the first failure unless keep_going.
+    One by one (workers 1), on a local process pool, or on the Dask cluster of
+    `client` (a dask.distributed.Client: jpegplus.distributed)."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), unit="file", desc=task, file=sys.stderr,
                disable=(not progress) if progress is not None else (len(jobs) < 2 or None))
     results = []
     try:
-        if workers <= 1:
+        if client is not None:
+            from . import distributed
+
+            results = distributed.run(client, task, jobs, options, keep_going, bar)
+        elif workers <= 1:
             for job in jobs:
                 results.append(run_one(task, job, options))
                 bar.update()
@@ -262,41 +368,84 @@ def run_pool(task, jobs, options, workers, keep_going, bar):
     return results
 
 
-def report(results: list[Result], total: int, out_stream) -> int:
+def relative(new: int, old: int) -> str:
+    """How `new` compares with `old`, e.g. "15.2 % smaller", "3.0 % larger"."""
+    change = 100 * (new / old - 1) if old else 0.0
+    if round(change, 1) == 0:
+        return "the same size"
+    return f"{abs(change):.1f} % {'smaller' if change < 0 else 'larger'}"
+
+
+def summary(task: str, results: list[Result], total: int) -> str:
+    """The summary line. encode: bytes read and written, against what Pillow's
+    JPEG writes at the same quality, and against the JPEG inputs' own bytes;
+    decode: pixels and bytes written."""
+    ok = [r for r in results if not r.error]
+    failed = len(results) - len(ok)
+    before, after = sum(r.bytes_in for r in ok), sum(r.bytes_out for r in ok)
+    line = f"{len(ok)} of {total} files: "
+    if task == "decode":
+        pixels = sum(r.pixels for r in ok)
+        line += f"{pixels / 1e6:,.2f} MP written ({pixels:,} pixels, {after:,} bytes)"
+    else:
+        line += f"{before:,} bytes -> {after:,} bytes"
+        if ok:
+            qualities = sorted({r.quality for r in ok})
+            at = f"quality {qualities[0]}" if len(qualities) == 1 else f"qualities {qualities[0]}-{qualities[-1]}"
+            line += f", {relative(after, sum(r.pillow_bytes for r in ok))} than Pillow at {at}"
+        jpegs = [r for r in ok if r.jpeg_input]
+        if jpegs:
+            mine = sum(r.bytes_out for r in jpegs)
+            line += (f", {relative(mine, sum(r.bytes_in for r in jpegs))} than the "
+                     f"{'JPEG input' if len(jpegs) == 1 else f'{len(jpegs)} JPEG inputs'}")
+    if failed:
+        line += f", {failed} failed"
+    if len(results) < total:
+        line += f", {total - len(results)} not done"
+    return line
+
+
+def report(task: str, results: list[Result], total: int, out_stream) -> int:
     """One line per failure on stderr, then the summary; the exit code."""
     failed = [r for r in results if r.error]
     sys.stdout.flush()
     for r in failed:
         print(f"{PROG}: {r.src}: {r.error}", file=sys.stderr)
     sys.stderr.flush()
-    ok = [r for r in results if not r.error]
-    before, after = sum(r.bytes_in for r in ok), sum(r.bytes_out for r in ok)
-    change = 100 * (after / before - 1) if before else 0.0
-    how = f"{-change:.1f}% saved" if change <= 0 else f"{change:.1f}% larger"
-    line = f"{len(ok)} of {total} files: {before:,} bytes -> {after:,} bytes ({how})"
-    if failed:
-        line += f", {len(failed)} failed"
-    if len(ok) + len(failed) < total:
-        line += f", {total - len(ok) - len(failed)} not done"
-    print(line, file=out_stream)
+    print(summary(task, results, total), file=out_stream)
     return 1 if failed else 0
+
+
+def parse_size(text: str) -> int:
+    """Bytes from a size like 150000, 150k or 1.5M (SI: k = 1000, M = 1,000,000; an optional B)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kKM]?)B?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (bytes, or with k or M: 150k = 150,000 bytes)")
+    return round(float(m.group(1)) * SIZE_SUFFIXES[m.group(2)])
 
 
 def cmd_work(args) -> int:
     if args.command == "encode":
-        if not 1 <= args.quality <= 100:
-            raise UsageError(f"--quality must be 1..100, got {args.quality}")
-        options = {"quality": args.quality, "scale": args.scale, "progressive": args.progressive,
-                   "keep_metadata": not args.strip}
-        jobs = plan(args.inputs, args.out, IMAGE_SUFFIXES, ".jpg")
+        given = {"quality": args.quality, "target_size": args.target_size, "target_psnr": args.target_psnr,
+                 "scale": args.scale, "progressive": args.progressive, "keep_metadata": not args.strip}
     else:
-        options = {"enhance": args.enhance, "format": args.format.upper()}
-        jobs = plan(args.inputs, args.out, JPEG_SUFFIXES, "." + args.format.lower())
+        given = {"enhance": args.enhance, "format": args.format}
+    options = task_options(args.command, **given)
+    jobs = plan_task(args.command, args.inputs, args.out, options)
     if args.jobs < 1:
         raise UsageError(f"-j must be at least 1, got {args.jobs}")
-    results = run_jobs(args.command, jobs, options, min(args.jobs, len(jobs)), args.keep_going, args.progress)
+    if args.dask is None:
+        results = run_jobs(args.command, jobs, options, min(args.jobs, len(jobs)), args.keep_going, args.progress)
+    else:
+        from . import distributed
+
+        if args.jobs != 1:
+            raise UsageError("-j and --dask: the cluster's workers do the work; give one of them")
+        distributed.check(jobs)
+        with distributed.connect(args.dask) as client:
+            results = run_jobs(args.command, jobs, options, 1, args.keep_going, args.progress, client)
     to_stdout = jobs[0].dst == STDIO
-    return report(results, len(jobs), sys.stderr if to_stdout or args.quiet else sys.stdout)
+    return report(args.command, results, len(jobs), sys.stderr if to_stdout or args.quiet else sys.stdout)
 
 
 # ---------------------------------------------------------------- info
@@ -433,10 +582,18 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (default: on a terminal, for more than one file)")
         s.add_argument("--quiet", action="store_true", help="summary on stderr instead of stdout")
+        s.add_argument("--dask", metavar="ADDRESS",
+                       help="run on a Dask cluster: a scheduler address (tcp://host:8786), or local:N for N local "
+                            "worker processes; paths must be visible to the workers (needs jpegplus[dask])")
 
     enc = sub.add_parser("encode", help="images to jpegplus .jpg files")
     common(enc)
-    enc.add_argument("-q", "--quality", type=int, default=75, help="1..100, Pillow's meaning (default 75)")
+    rate = enc.add_mutually_exclusive_group()
+    rate.add_argument("-q", "--quality", type=int, help="1..100, Pillow's meaning (default 75)")
+    rate.add_argument("--target-size", type=parse_size, metavar="SIZE",
+                      help="the highest quality whose file fits in SIZE bytes (150k = 150,000; 1.5M)")
+    rate.add_argument("--target-psnr", type=float, metavar="DB",
+                      help="the smallest file whose jpegplus decode reaches DB (PSNR against the input)")
     enc.add_argument("--scale", type=int, choices=(1, 2), help="force full (1) or half (2) size storage")
     enc.add_argument("--strip", action="store_true",
                      help="drop EXIF, ICC, XMP, dpi and comment (kept by default: a converter keeps them)")
@@ -482,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_demo(args)
     except UsageError as e:
         p.error(str(e))  # exits 2
+    except ClusterError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

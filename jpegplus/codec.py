@@ -99,7 +99,7 @@ def save(image, fp, quality: int | None = None, **options) -> None:
 # ---------------------------------------------------------------- decode
 
 def decode(data: bytes, *, enhance: bool = False, bundle: Bundle | None = None,
-           tile: int | None = None) -> Image.Image:
+           tile: int | None = None, device=None) -> Image.Image:
     """Decode jpegplus (or plain JPEG) bytes to a loaded PIL image.
 
     A jpegplus file comes back at its original size and mode through PostNet. A
@@ -108,12 +108,21 @@ def decode(data: bytes, *, enhance: bool = False, bundle: Bundle | None = None,
     decodes them). A segment that is damaged, from a future version or does not
     match the image gives a SegmentWarning and the plain decode.
 
+    PostNet runs on the CPU with the bundle's runtime (ONNX Runtime by default);
+    `device` (a torch device such as "cuda") runs it through torch there, which
+    needs `pip install 'jpegplus[torch]'` (RuntimeMissingError, an ImportError,
+    without it).
+
     Raises what Pillow raises for bytes it cannot read (UnidentifiedImageError,
     OSError for truncated or broken data, DecompressionBombError), NotJpegError
     (an OSError) for other image formats, WeightsError when the weights cannot
     be loaded."""
     if not isinstance(data, bytes):
         data = bytes(data)
+    if device is not None and str(device) != "cpu":
+        from .runtime import require_torch
+
+        require_torch(f"decode(device={str(device)!r})")
     with pillow_only():  # read the stored JPEG layer even when jpegplus.register() is active
         im = Image.open(io.BytesIO(data))
     if im.format not in ("JPEG", "MPO"):
@@ -124,15 +133,16 @@ def decode(data: bytes, *, enhance: bool = False, bundle: Bundle | None = None,
         return im
     bundle = resolve(bundle)
     if head is None:
-        out = engine.post_image(bundle, im, 1, im.size, im.mode == "L", tile=tile)
+        out = engine.post_image(bundle, im, 1, im.size, im.mode == "L", tile=tile, device=device)
     else:
-        out = engine.post_image(bundle, im, head.scale, (head.width, head.height), head.grey, tile=tile)
+        out = engine.post_image(bundle, im, head.scale, (head.width, head.height), head.grey, tile=tile,
+                                device=device)
     return copy_info(im, out)
 
 
-def open(fp, *, enhance: bool = False) -> Image.Image:  # noqa: A001 - mirrors PIL.Image.open
+def open(fp, *, enhance: bool = False, device=None) -> Image.Image:  # noqa: A001 - mirrors PIL.Image.open
     """Read a path or binary file object and decode it (see decode)."""
     if hasattr(fp, "read"):
-        return decode(fp.read(), enhance=enhance)
+        return decode(fp.read(), enhance=enhance, device=device)
     with builtins.open(fp, "rb") as f:
-        return decode(f.read(), enhance=enhance)
+        return decode(f.read(), enhance=enhance, device=device)

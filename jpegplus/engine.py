@@ -20,14 +20,10 @@ are stored as grey JPEGs. MSE is in 0..255 levels², rate in bits per original p
 """
 from __future__ import annotations
 
-import copy
 import io
-import threading
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, JpegImagePlugin
 
 from . import segment as seg
@@ -97,69 +93,79 @@ def image_error(rec: np.ndarray, ref: np.ndarray, grey: bool) -> float:
 
 class TiledNets:
     """PreNet and PostNet on one image at a time, tile by tile (jpegplus.tiling):
-    CPU, memory bounded by the tile. `images`: the uint8 (H, W, 3) inputs to encode."""
+    memory bounded by the tile; the bundle's runtime on the CPU, or its torch
+    modules on `device`. `images`: the uint8 (H, W, 3) inputs to encode."""
 
-    def __init__(self, bundle: Bundle, images=(), tile: int | None = None):
-        self.pre_net, self.post_net = bundle.nets["pre"], bundle.nets["post"]
+    def __init__(self, bundle: Bundle, images=(), tile: int | None = None, device=None):
+        if device is None or str(device) == "cpu":
+            self.pre_net, self.post_net, self.device = bundle.nets.get("pre"), bundle.nets.get("post"), None
+        else:
+            self.pre_net, self.post_net = (bundle.torch_net(k, device) for k in ("pre", "post"))
+            self.device = device
         self.images = list(images)
         self.tile = tile
 
     def pre(self, level: float, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
         """Each input through PreNet: uint8 (h, w, 3) of `size` (w, h)."""
-        return [run_tiled(self.pre_net, im, level, scale, size, multiple=MULTIPLE, upsamples=False, tile=self.tile)
-                for im in self.images]
+        return [run_tiled(self.pre_net, im, level, scale, size, multiple=MULTIPLE, upsamples=False, tile=self.tile,
+                          device=self.device) for im in self.images]
 
     def post(self, stored: list, levels: list, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
         """Decoded stored images (uint8 RGB) through PostNet: uint8 (H, W, 3) of `size` (w, h)."""
         return [run_tiled(self.post_net, s, level, scale, size, multiple=MULTIPLE // scale, upsamples=True,
-                          tile=self.tile) for s, level in zip(stored, levels)]
+                          tile=self.tile, device=self.device) for s, level in zip(stored, levels)]
 
 
-_nets_lock = threading.Lock()
-_nets_on_device: dict = {}  # (model_id, device) → (pre, post): copies of the shipped nets
-
-
-def nets_on(bundle: Bundle, device: torch.device):
-    """(PreNet, PostNet) of `bundle` on `device`: the shipped CPU modules, or
-    copies made once per device (the shared CPU ones are never moved)."""
-    if device.type == "cpu":
-        return bundle.nets["pre"], bundle.nets["post"]
-    key = (bundle.model_id, str(device))
-    with _nets_lock:
-        if key not in _nets_on_device:
-            _nets_on_device[key] = tuple(copy.deepcopy(bundle.nets[k]).to(device).eval() for k in ("pre", "post"))
-        return _nets_on_device[key]
-
-
-def batch_to_images(t: torch.Tensor) -> np.ndarray:
-    """A batch: float (N, 3, H, W) in 0..1 on any device → uint8 (N, H, W, 3) on the CPU."""
+def batch_to_images(t) -> np.ndarray:
+    """A batch: torch float (N, 3, H, W) in 0..1 on any device → uint8 (N, H, W, 3) on the CPU."""
     return (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 class BatchNets:
-    """PreNet and PostNet on a whole batch at once, untiled, on the batch's device
-    (the GPU when it lives there): jpegplus.Filter on torch tensors.
-    `x`: float (N, 3, H, W) on 8-bit levels (k/255)."""
+    """PreNet and PostNet on a whole batch at once, untiled, on the batch's device:
+    jpegplus.Filter on torch tensors. On the CPU the bundle's own runtime runs
+    them (ONNX Runtime by default); on another device (the GPU), its torch modules.
+    `x`: torch float (N, 3, H, W) on 8-bit levels (k/255)."""
 
-    def __init__(self, bundle: Bundle, x: torch.Tensor):
-        self.pre_net, self.post_net = nets_on(bundle, x.device)
+    def __init__(self, bundle: Bundle, x):
+        from .runtime import runner
+
+        if x.device.type == "cpu":
+            self.pre_net, self.post_net = (runner(bundle.nets[k]) for k in ("pre", "post"))
+        else:
+            self.pre_net, self.post_net = (runner(bundle.torch_net(k, x.device), x.device) for k in ("pre", "post"))
         self.x = x
         self.images = list(batch_to_images(x))
 
+    def _run(self, net, x, levels, scale: int):
+        """net on a torch batch x (N, 3, h, w) with levels (N,): the output as float32 on x's device.
+        Tensors cross to numpy only when the network is an ONNX Runtime one."""
+        import torch
+
+        from .runtime import TorchNet
+
+        if isinstance(net, TorchNet):
+            with torch.inference_mode():
+                return net.module(x, levels.to(x.device), scale)
+        return torch.from_numpy(net.infer(x.cpu().numpy(), levels.cpu().numpy(), scale)).to(x.device)
+
     def pre(self, level: float, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
         n, _, h, w = self.x.shape
         padded = F.pad(self.x, (0, -w % MULTIPLE, 0, -h % MULTIPLE), mode="replicate")
-        with torch.no_grad():
-            y = self.pre_net(padded, torch.full((n,), level, device=self.x.device), scale)
+        y = self._run(self.pre_net, padded, torch.full((n,), float(level)), scale)
         return list(batch_to_images(y[..., :size[1], :size[0]]))
 
     def post(self, stored: list, levels: list, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
         sh, sw = stored[0].shape[:2]
-        device = self.x.device
-        y = torch.from_numpy(np.stack(stored)).to(device).permute(0, 3, 1, 2).float() / 255
+        y = torch.from_numpy(np.stack(stored)).to(self.x.device).permute(0, 3, 1, 2).float() / 255
         y = F.pad(y, (0, -sw % (MULTIPLE // scale), 0, -sh % (MULTIPLE // scale)), mode="replicate")
-        with torch.no_grad():
-            rec = self.post_net(y, torch.tensor(levels, device=device), scale)
+        rec = self._run(self.post_net, y, torch.tensor(levels, dtype=torch.float32), scale)
         return list(batch_to_images(rec[..., :size[1], :size[0]]))
 
 
@@ -255,8 +261,9 @@ def reconstruct(nets, files: list[bytes], scale: int, size: tuple[int, int]) -> 
 
 
 def post_image(bundle: Bundle, im: Image.Image, scale: int, size: tuple[int, int], grey: bool, *,
-               tile: int | None = None) -> Image.Image:
-    """PostNet on a loaded JPEG, tiled: its stored pixels → the full-size image of `size` (w, h)."""
+               tile: int | None = None, device=None) -> Image.Image:
+    """PostNet on a loaded JPEG, tiled: its stored pixels → the full-size image of
+    `size` (w, h); on `device` through torch when one is given (see TiledNets)."""
     pixels, level = stored_pixels(im)
-    out = TiledNets(bundle, tile=tile).post([pixels], [level], scale, size)[0]
+    out = TiledNets(bundle, tile=tile, device=device).post([pixels], [level], scale, size)[0]
     return Image.fromarray(to_grey(out) if grey else out)

@@ -43,3 +43,8 @@ class TargetError(JpegPlusError, ValueError):
 
     def __reduce__(self):  # picklable (process pools, Dask) with its reachable value
         return type(self), (str(self), self.reachable)
+
+
+class ClusterError(JpegPlusError):
+    """A Dask cluster cannot be used (jpegplus.distributed): Dask is not
+    installed (pip install 'jpegplus[dask]'), or the scheduler cannot be reached."""

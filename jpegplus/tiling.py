@@ -1,41 +1,40 @@
 """Overlapped tiled inference: PreNet and PostNet on images of any size with
-bounded memory, uint8 in and uint8 out.
+bounded memory, uint8 in and uint8 out, on either runtime (jpegplus.runtime).
 
-Both networks are plain 3×3 conv trunks at 1/4 resolution (after pixel-unshuffle
-by 4), so an output pixel depends only on input pixels within a fixed radius.
-A tile is run on a window that extends `halo(...)` pixels beyond it on every
-side and only the tile's own part of the result is kept, so tiled and untiled
-runs compute the same function. Tiles start on a 16-pixel grid (the unshuffle,
-2×2 pooling and padding grid), and the image is edge-padded to the network's
-size multiple exactly as an untiled run pads it. What remains is floating-point
-noise between convolutions of different sizes: after rounding to uint8 the
-tiled output differs from the untiled one by at most TOLERANCE (0..255 levels)
-in any pixel (tests/test_hardening.py checks this).
+An output pixel of either network depends only on input pixels within a fixed
+radius, its `reach(scale)`. A tile is run on a window that extends `halo(...)`
+pixels beyond it on every side and only the tile's own part of the result is
+kept, so tiled and untiled runs compute the same function. Tiles start on a
+16-pixel grid (the unshuffle, 2×2 pooling and padding grid), and the image is
+edge-padded to the network's size multiple exactly as an untiled run pads it.
+What remains is floating-point noise between convolutions of different sizes:
+after rounding to uint8 the tiled output differs from the untiled one by at
+most TOLERANCE (0..255 levels) in any pixel (tests/test_hardening.py checks this).
 
-Arrays are uint8 (H, W, 3) RGB; network tensors are float (1, 3, h, w) in 0..1.
+Arrays are uint8 (H, W, 3) RGB; network inputs are float32 (1, 3, h, w) in 0..1.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
+
+from .runtime import runner
 
 ALIGN = 16        # tile origins and halos are multiples of this (input pixels)
 TILE = 1024       # default tile side in input pixels: ~100 MB of activations for PostNet
 TOLERANCE = 1     # max |tiled - untiled| per channel, 0..255 levels
 
 
-def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """One image: uint8 (H, W, 3) → float (1, 3, H, W) in 0..1."""
-    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)[None].float() / 255
+def image_to_array(arr: np.ndarray) -> np.ndarray:
+    """One image: uint8 (H, W, 3) → float32 (1, 3, H, W) in 0..1."""
+    return np.ascontiguousarray(arr.transpose(2, 0, 1)[None] / np.float32(255), np.float32)
 
 
-def tensor_to_image(t: torch.Tensor) -> np.ndarray:
-    """One image: float (1, 3, H, W) in 0..1 → uint8 (H, W, 3), rounded and clamped."""
-    return (t[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+def array_to_image(y: np.ndarray) -> np.ndarray:
+    """One image: float (1, 3, H, W) in 0..1 → uint8 (H, W, 3), rounded (half to even) and clamped."""
+    return np.rint(np.clip(y[0], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
 
 
-def halo(net: nn.Module, scale: int) -> int:
+def halo(net, scale: int) -> int:
     """Context (input pixels, a multiple of ALIGN) a tile needs on each side:
     the network's own `reach(scale)`, rounded up to the tile grid."""
     return -(-net.reach(scale) // ALIGN) * ALIGN
@@ -52,9 +51,10 @@ def window(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     return part
 
 
-def run_tiled(net: nn.Module, src: np.ndarray, level: float, scale: int, out_size: tuple[int, int], *,
-              multiple: int, upsamples: bool, tile: int | None = None) -> np.ndarray:
-    """Run `net(x, level, scale)` over uint8 `src` (H, W, 3) tile by tile.
+def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[int, int], *,
+              multiple: int, upsamples: bool, tile: int | None = None, device=None) -> np.ndarray:
+    """Run network `net` (a runtime.OnnxNet, or a torch module run on `device`,
+    default the CPU) at `level` and `scale` over uint8 `src` (H, W, 3) tile by tile.
 
     The input is edge-padded to a multiple of `multiple`; the network maps n
     input pixels to n·scale (upsamples, PostNet) or n/scale (PreNet) output
@@ -69,19 +69,19 @@ def run_tiled(net: nn.Module, src: np.ndarray, level: float, scale: int, out_siz
     out = np.empty((out_h, out_w, 3), np.uint8)
     step = max(ALIGN, (tile or TILE) // ALIGN * ALIGN)
     margin = halo(net, scale)
-    levels = torch.tensor([float(level)])
+    net = runner(net, device)
+    levels = np.array([level], np.float32)
     for y0 in range(0, hp, step):
         y1 = min(y0 + step, hp)
         wy0, wy1 = max(0, y0 - margin), min(hp, y1 + margin)
         for x0 in range(0, wp, step):
             x1 = min(x0 + step, wp)
             wx0, wx1 = max(0, x0 - margin), min(wp, x1 + margin)
-            with torch.inference_mode():
-                y = net(image_to_tensor(window(src, wy0, wy1, wx0, wx1)), levels, scale)
+            y = net.infer(image_to_array(window(src, wy0, wy1, wx0, wx1)), levels, scale)
             oy0, ox0 = y0 * up // down, x0 * up // down
             oy1, ox1 = min(y1 * up // down, out_h), min(x1 * up // down, out_w)
             if oy0 >= oy1 or ox0 >= ox1:
                 continue
             cy, cx = (y0 - wy0) * up // down, (x0 - wx0) * up // down
-            out[oy0:oy1, ox0:ox1] = tensor_to_image(y[:, :, cy:cy + oy1 - oy0, cx:cx + ox1 - ox0])
+            out[oy0:oy1, ox0:ox1] = array_to_image(y[:, :, cy:cy + oy1 - oy0, cx:cx + ox1 - ox0])
     return out

@@ -38,7 +38,8 @@ def run(tmp_path_factory):
     manifest = json.loads((weights_dir() / "manifest.json").read_text())
     shutil.copy(weights_dir() / "manifest.json", nofake / "manifest.json")
     for entry in manifest["models"].values():
-        shutil.copy(weights_dir() / entry["file"], nofake / entry["file"])
+        for name in [entry["file"], *(g["file"] for g in entry.get("onnx", {}).values())]:
+            shutil.copy(weights_dir() / name, nofake / name)
     out = root / "out"
     argv = [str(images), "--out", str(out), "--qualities", *map(str, QUALITIES), "--no-speed",
             "--anchor-qualities", *map(str, ANCHOR_QUALITIES), "--low-qualities", *map(str, LOW_QUALITIES),
@@ -257,9 +258,9 @@ def test_fresh_networks_are_identity_area_and_bicubic():
 
 
 def test_check_identity_refuses_trained_networks():
-    from jpegplus.bundle import default_bundle
+    from jpegplus.bundle import load_bundle
 
-    bundle = default_bundle()
+    bundle = load_bundle(runtime="torch")
     with pytest.raises(peers.NotIdentityError, match="PostNet"):
         peers.check_identity("post", bundle.nets["post"])
     ident = peers.identity_bundle()

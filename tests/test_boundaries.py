@@ -70,15 +70,16 @@ def test_codec_never_imports_the_plugin():
         assert "jpegplus.plugin" not in local_imports(PACKAGE / f"{name}.py", top_level_only=False), name
 
 
-def test_opening_through_the_plugin_imports_no_torch(tmp_path):
+def test_opening_through_the_plugin_imports_no_runtime_until_load(tmp_path):
     path = tmp_path / "a.jpg"
     path.write_bytes(jpegplus.encode(np.asarray(Image.open(FIXTURES / "val1.png").convert("RGB")), 60, scale=2))
     code = ("import sys, jpegplus; from PIL import Image; jpegplus.register(); "
             f"im = Image.open({str(path)!r}); "
             "assert type(im).__name__ == 'JpegPlusImageFile' and im.size == (192, 128), (type(im), im.size); "
             "assert im.jpegplus_segment.scale == 2; "
-            "assert 'torch' not in sys.modules, 'torch imported by open'; "
-            "im.load(); assert 'torch' in sys.modules and im.size == (192, 128); print('ok')")
+            "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules, 'runtime imported by open'; "
+            "im.load(); assert 'onnxruntime' in sys.modules and im.size == (192, 128); "
+            "assert 'torch' not in sys.modules, 'torch imported by load'; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 

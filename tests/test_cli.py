@@ -1,4 +1,5 @@
 """The jpegplus command line, through cli.main(argv) (and once as `python -m jpegplus`)."""
+import argparse
 import io
 import json
 import os
@@ -15,11 +16,13 @@ from PIL import Image
 
 import jpegplus
 import jpegplus.evaluation
-from jpegplus import cli
+from jpegplus import cli, target
 from jpegplus import segment as seg
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SUMMARY = re.compile(r"(\d+) of (\d+) files: ([\d,]+) bytes -> ([\d,]+) bytes \(([\d.]+)% (saved|larger)\)")
+SUMMARY = re.compile(r"(\d+) of (\d+) files: ([\d,]+) bytes -> ([\d,]+) bytes, ([\d.]+) % (smaller|larger) than Pillow "
+                     r"at qualit(?:y|ies) ([\d-]+)")
+DECODED = re.compile(r"(\d+) of (\d+) files: ([\d.,]+) MP written \(([\d,]+) pixels, ([\d,]+) bytes\)")
 
 
 @pytest.fixture
@@ -34,10 +37,19 @@ def tree(tmp_path):
 
 
 def summary(text: str):
+    """(done, total, bytes before, bytes after, % against Pillow: negative when smaller, the quality text)."""
     m = SUMMARY.search(text)
     assert m, text
     done, total, before, after = (int(g.replace(",", "")) for g in m.groups()[:4])
-    return done, total, before, after, float(m.group(5))
+    return done, total, before, after, float(m.group(5)) * (-1 if m.group(6) == "smaller" else 1), m.group(7)
+
+
+def pillow_bytes(path: Path, quality: int, **meta) -> int:
+    """What Pillow's own JPEG writer makes of an input at `quality`."""
+    buf = io.BytesIO()
+    with Image.open(path) as im:
+        im.save(buf, "JPEG", quality=quality, **meta)
+    return buf.tell()
 
 
 def is_jpegplus(path: Path) -> bool:
@@ -55,13 +67,17 @@ def test_encode_folder_and_glob_into_out(tree, capsys):
     assert rc == 0
     assert files_in(tree / "out") == ["sub/val1.jpg", "val0.jpg", "val2.jpg"]
     assert all(is_jpegplus(p) for p in (tree / "out").rglob("*.jpg"))
-    done, total, before, after, pct = summary(out)
+    done, total, before, after, pct, quality = summary(out)
     inputs = [tree / "in" / "val0.png", tree / "in" / "sub" / "val1.png", tree / "loose" / "val2.png"]
     outputs = list((tree / "out").rglob("*.jpg"))
-    assert (done, total) == (3, 3)
+    assert (done, total, quality) == (3, 3, "60")
     assert before == sum(p.stat().st_size for p in inputs)
     assert after == sum(p.stat().st_size for p in outputs)
-    assert abs(pct - 100 * (1 - after / before)) < 0.06
+    # against Pillow's own JPEG of the same images at the same quality, with the same metadata (kept)
+    pillow = sum(pillow_bytes(p, 60, **{k: v for k, v in Image.open(p).info.items() if k == "icc_profile"})
+                 for p in inputs)
+    assert abs(pct - 100 * (after / pillow - 1)) < 0.06
+    assert "JPEG input" not in out
     assert jpegplus.decode((tree / "out" / "val0.jpg").read_bytes()).size == (192, 128)
 
 
@@ -116,8 +132,9 @@ def test_decode_to_full_size_png(tree, capsys):
         assert np.array_equal(np.asarray(im), np.asarray(jpegplus.decode((tree / "j" / "half.jpg").read_bytes())))
     with Image.open(tree / "png" / "plain.png") as im, Image.open(plain) as ref:
         assert np.array_equal(np.asarray(im), np.asarray(ref))  # a plain JPEG decodes as Pillow does
-    done, total, before, after, _ = summary(capsys.readouterr().out)
-    assert (done, total) == (2, 2) and after > before
+    m = DECODED.search(capsys.readouterr().out)
+    assert m and m.group(1, 2, 3, 4) == ("2", "2", "0.05", "49,152"), m  # 2 × 192 × 128 pixels
+    assert int(m.group(5).replace(",", "")) == sum(p.stat().st_size for p in (tree / "png").iterdir())
 
 
 def test_stdin_to_stdout_as_module(tree):
@@ -176,6 +193,49 @@ def test_failures_stop_or_keep_going(tree, capsys):
     assert len(failures) == 2 and "missing.png" in failures[1]
     assert files_in(tree / "go") == ["val2.jpg"]
     assert summary(captured.out)[:2] == (1, 3) and "2 failed" in captured.out
+
+
+def test_target_size_and_psnr(tree, capsys):
+    src = tree / "loose" / "val2.png"
+    assert cli.parse_size("150k") == 150_000 and cli.parse_size("1.5M") == 1_500_000
+    assert cli.parse_size("2000") == 2000 and cli.parse_size("12kB") == 12_000
+    for bad in ("", "12 kilo", "1.5G", "-3k"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.parse_size(bad)
+    n = len(jpegplus.encode(Image.open(src), 50))  # --strip: like encode, no ICC profile of the input's
+    assert cli.main(["encode", str(src), "-o", str(tree / "sized"), "--target-size", f"{n / 1000}k", "--strip"]) == 0
+    data = (tree / "sized" / "val2.jpg").read_bytes()
+    assert len(data) <= n and data == jpegplus.encode(Image.open(src), target_size=n)
+    found = target.encode(Image.open(src), target.Goal(size=n))
+    assert summary(capsys.readouterr().out)[5] == str(found.quality) and found.quality >= 50
+    assert cli.main(["encode", str(src), "-o", str(tree / "psnr"), "--target-psnr", "30", "--strip"]) == 0
+    assert (tree / "psnr" / "val2.jpg").read_bytes() == jpegplus.encode(Image.open(src), target_psnr=30)
+    capsys.readouterr()
+    # out of reach: one line for that file, and --keep-going carries on with the others
+    rc = cli.main(["encode", str(src), str(tree / "in" / "val0.png"), "-o", str(tree / "tiny"), "--target-size",
+                   str(len(jpegplus.encode(Image.open(tree / "in" / "val0.png"), 1))), "--keep-going", "--strip"])
+    captured = capsys.readouterr()
+    failures = [line for line in captured.err.splitlines() if line.startswith("jpegplus: ")]
+    assert rc == 1 and len(failures) == 1 and "val2.png: TargetError: target_size" in failures[0]
+    assert "cannot be met: the smallest file jpegplus writes for this image is" in failures[0]
+    assert files_in(tree / "tiny") == ["val0.jpg"] and summary(captured.out)[:2] == (1, 2)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["encode", str(src), "-o", str(tree / "x"), "-q", "50", "--target-size", "10k"])
+    assert exc.value.code == 2
+
+
+def test_summary_against_jpeg_inputs(tree, capsys):
+    (tree / "j").mkdir()
+    src = Image.open(FIXTURES / "val0.png").convert("RGB")
+    src.save(tree / "j" / "a.jpg", quality=95)
+    src.save(tree / "j" / "b.png")
+    assert cli.main(["encode", str(tree / "j"), "-o", str(tree / "re"), "-q", "50"]) == 0
+    out = capsys.readouterr().out
+    mine = (tree / "re" / "a.jpg").stat().st_size
+    theirs = (tree / "j" / "a.jpg").stat().st_size
+    m = re.search(r", ([\d.]+) % (smaller|larger) than the JPEG input\b", out)
+    assert m and m.group(2) == "smaller" and float(m.group(1)) == pytest.approx(100 * (1 - mine / theirs), abs=0.06)
+    assert summary(out)[:2] == (2, 2)
 
 
 def test_interrupt_leaves_no_partial_file(tree, monkeypatch, capsys):

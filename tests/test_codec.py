@@ -113,4 +113,4 @@ def test_damaged_weights_are_refused(tmp_path):
     raw[len(raw) // 2] ^= 0xFF
     post.write_bytes(bytes(raw))
     with pytest.raises(WeightsError, match="damaged"):
-        load_bundle(tmp_path / "w")
+        load_bundle(tmp_path / "w", runtime="torch")

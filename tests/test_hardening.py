@@ -233,8 +233,8 @@ def untiled(net, src, level, scale, size, multiple):
     h, w = src.shape[:2]
     padded = np.pad(src, ((0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
     with torch.inference_mode():
-        y = net(tiling.image_to_tensor(padded), torch.tensor([level]), scale)
-    return tiling.tensor_to_image(y)[:size[1], :size[0]]
+        y = net(torch.from_numpy(tiling.image_to_array(padded)), torch.tensor([level]), scale)
+    return tiling.array_to_image(y.numpy())[:size[1], :size[0]]
 
 
 CASES = [(PreNet, False, 1), (PreNet, False, 2), (PostNet, True, 1), (PostNet, True, 2),
@@ -299,8 +299,8 @@ def test_halo_covers_the_receptive_field(cls, upsamples, scale):
 def test_network_calls_are_bounded_by_the_tile(monkeypatch, photo):
     # Memory: no network call sees more than (tile + 2·halo)² pixels, whatever the image size.
     seen = []
-    real = tiling.image_to_tensor
-    monkeypatch.setattr(tiling, "image_to_tensor", lambda arr: seen.append(arr.shape[:2]) or real(arr))
+    real = tiling.image_to_array
+    monkeypatch.setattr(tiling, "image_to_array", lambda arr: seen.append(arr.shape[:2]) or real(arr))
     image = photo.resize((200, 136))
     data = jpegplus.encode(image, 80, scale=1, tile=64)
     out = jpegplus.decode(data, tile=64)

@@ -1,6 +1,7 @@
 """The wheel built from the repository: every file under weights/ (sub-folders
 included) ships as jpegplus.weights, and a plain install asks only for what the
-runtime needs (the benchmark's packages sit in the bench extra)."""
+runtime needs: ONNX Runtime, no torch (torch sits in the torch extra, the
+benchmark's packages in the bench extra)."""
 from __future__ import annotations
 
 import shutil
@@ -14,8 +15,9 @@ import pytest
 import jpegplus
 
 REPO = Path(jpegplus.__file__).parent.parent
-RUNTIME = {"torch", "numpy", "pillow", "safetensors", "tqdm"}
-BENCH = {"opencv-python-headless", "scipy", "matplotlib", "ssimulacra2"}
+RUNTIME = {"numpy", "pillow", "onnxruntime", "tqdm"}
+TORCH = {"torch", "safetensors"}
+BENCH = {"jpegplus", "opencv-python-headless", "scipy", "matplotlib", "ssimulacra2"}  # jpegplus[torch]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,9 @@ def test_plain_install_requires_only_the_runtime(wheel):
         return req.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
 
     plain = {name(r) for r in requires if "extra ==" not in r}
-    bench = {name(r) for r in requires if "extra == \"bench\"" in r.replace("'", '"')}
+    def extra(label: str) -> set[str]:
+        return {name(r) for r in requires if f'extra == "{label}"' in r.replace("'", '"')}
+
     assert plain == RUNTIME
-    assert bench == BENCH
+    assert extra("torch") == TORCH
+    assert extra("bench") == BENCH

@@ -40,7 +40,7 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     assert exported.models["post"].class_name == "BlockPostNet"
     assert exported.ladder == shipped.ladder and exported.tables == shipped.tables
     assert exported.training["post"]["step"] == ckpt["step"]
-    assert type(load_bundle(tmp_path / "weights").nets["post"]).__name__ == "BlockPostNet"
+    assert type(load_bundle(tmp_path / "weights", runtime="torch").nets["post"]).__name__ == "BlockPostNet"
 
 
 def test_byte_budgets_fall_to_the_floor_below_blend_quality():
@@ -88,6 +88,6 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
                      "--val", str(tmp_path / "v.npy"), "--batch", "2", "--crop", "64", "--steps", "2", "--lr", "0",
                      "--threads", "1", "--eval-every", "1000"])
     trained = load_checkpoint(out)["models"]["post"]
-    shipped = load_bundle(names=("post",)).nets["post"]
+    shipped = load_bundle(names=("post",), runtime="torch").nets["post"]
     assert trained["class"] == type(shipped).__name__ and trained["config"] == shipped.config
     assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in trained["state"].items())  # lr 0: unchanged

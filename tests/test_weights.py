@@ -35,9 +35,9 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
-def expect_error(folder: Path, *fragments: str) -> str:
+def expect_error(folder: Path, *fragments: str, runtime: str = "torch") -> str:
     with pytest.raises(WeightsError) as info:
-        load_bundle(folder)
+        load_bundle(folder, runtime=runtime)
     msg = str(info.value)
     assert HINT in msg
     for fragment in fragments:
@@ -46,11 +46,74 @@ def expect_error(folder: Path, *fragments: str) -> str:
 
 
 def test_copy_loads_and_checks_every_hash(folder):
-    b = load_bundle(folder)
-    assert set(b.nets) == {"pre", "post"}
+    b = load_bundle(folder, runtime="torch")
+    assert set(b.nets) == {"pre", "post"} and b.runtime == "torch"
     assert not any(net.training for net in b.nets.values())
     for entry in manifest_of(folder)["models"].values():
         assert hashlib.sha256((folder / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+        for graph in entry.get("onnx", {}).values():
+            assert hashlib.sha256((folder / graph["file"]).read_bytes()).hexdigest() == graph["sha256"]
+
+
+def test_default_runtime_is_onnx_and_graphs_cover_both_scales(folder):
+    b = load_bundle(folder)
+    assert b.runtime == "onnx" and type(b.nets["post"]).__name__ == "OnnxNet"
+    for name in ("pre", "post"):
+        assert sorted(manifest_of(folder)["models"][name]["onnx"]) == ["1", "2"]
+
+
+def onnx_file(folder: Path, name: str, scale: str = "2") -> Path:
+    return folder / manifest_of(folder)["models"][name]["onnx"][scale]["file"]
+
+
+def test_missing_onnx_graph(folder):
+    onnx_file(folder, "post").unlink()
+    expect_error(folder, "missing", "post-s2-", runtime="onnx")
+
+
+def test_flipped_byte_in_onnx_graph_is_caught_by_sha256(folder):
+    path = onnx_file(folder, "pre", "1")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    expect_error(folder, "damaged", "sha256", runtime="onnx")
+
+
+def test_onnx_graph_that_does_not_load_even_with_a_matching_hash(folder):
+    m = manifest_of(folder)
+    path = onnx_file(folder, "post")
+    path.write_bytes(path.read_bytes()[:5000])
+    m["models"]["post"]["onnx"]["2"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_manifest(folder, m)
+    expect_error(folder, "ONNX graph", "cannot be loaded", runtime="onnx")
+
+
+def test_onnx_entry_malformed_or_leaving_the_folder(folder):
+    m = manifest_of(folder)
+    m["models"]["pre"]["onnx"]["1"]["file"] = "../" + m["models"]["pre"]["onnx"]["1"]["file"]
+    write_manifest(folder, m)
+    expect_error(folder, "not a file name")
+    m["models"]["pre"]["onnx"] = {"3": m["models"]["pre"]["onnx"]["2"]}
+    write_manifest(folder, m)
+    expect_error(folder, "onnx")
+
+
+def test_runtime_is_chosen_by_the_environment(folder, monkeypatch):
+    from jpegplus import runtime
+
+    monkeypatch.setenv(runtime.RUNTIME_VAR, "torch")
+    assert load_bundle(folder).runtime == "torch"
+    monkeypatch.setenv(runtime.RUNTIME_VAR, "tensorflow")
+    with pytest.raises(ValueError, match="onnx, torch"):
+        load_bundle(folder)
+    monkeypatch.setenv(runtime.RUNTIME_VAR, "onnx")
+    m = manifest_of(folder)
+    del m["models"]["pre"]["onnx"]
+    write_manifest(folder, m)
+    with pytest.raises(runtime.RuntimeMissingError, match="no ONNX graphs"):
+        load_bundle(folder)
+    monkeypatch.delenv(runtime.RUNTIME_VAR)
+    assert load_bundle(folder).runtime == "torch"  # a network without graphs: torch runs them all
 
 
 def test_missing_manifest(tmp_path):

@@ -1,5 +1,6 @@
 """Export trained networks to weights/: safetensors files named by their sha256,
-and manifest.json with configs, hashes, the table family and the quality ladder.
+ONNX graphs of PreNet and PostNet (one per scale, what ONNX Runtime runs), and
+manifest.json with configs, hashes, the table family and the quality ladder.
 
     python -m training.export --prepost runs/prepost_ft.pt --fakecodec runs/fakecodec.pt --ladder runs/ladder.json
     python -m training.export --post runs/post_v2.pt --base weights --ladder runs/ladder.json --out runs/export
@@ -14,13 +15,17 @@ The manifest is checked by jpegplus.bundle.Manifest before it is written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
-from jpegplus.bundle import Ladder, Manifest, TableFamily, load_bundle, read_manifest, save_net
+from jpegplus.bundle import Ladder, Manifest, TableFamily, export_onnx, load_bundle, read_manifest, save_net
 from jpegplus.models import build
 from training.common import load_checkpoint, restore_net
+
+
+ONNX_NETS = ("pre", "post")
 
 
 def identity_ladder() -> Ladder:
@@ -57,7 +62,7 @@ def main(argv=None):
     nets, info = {}, {}
     if args.post:  # the base networks are read before anything in --out is replaced
         base = read_manifest(args.base)
-        nets = dict(load_bundle(args.base, names=tuple(k for k in base.models if k != "post")).nets)
+        nets = dict(load_bundle(args.base, names=tuple(k for k in base.models if k != "post"), runtime="torch").nets)
         info = {k: v for k, v in base.training.items() if k != "post"}
         nets["post"], info["post"] = restore(args.post, "post")
     elif args.prepost:
@@ -67,9 +72,11 @@ def main(argv=None):
         nets = {"pre": build("PreNet", {}), "post": build("PostNet", {})}
     if args.fakecodec:
         nets["fakecodec"], info["fakecodec"] = restore(args.fakecodec, "fakecodec")
-    for old in out.glob("*.safetensors"):
+    for old in [*out.glob("*.safetensors"), *out.glob("*.onnx")]:
         old.unlink()
     models = {k: save_net(net, out, k) for k, net in nets.items()}
+    for k in ONNX_NETS:  # what encode and decode run; the FakeCodec serves training alone
+        models[k] = dataclasses.replace(models[k], graphs=export_onnx(nets[k], out, k))
     model_id = hashlib.sha256("".join(m.sha256 for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)
     Manifest.from_json(json.loads(json.dumps(manifest.to_json())), out / "manifest.json")  # what loaders will check

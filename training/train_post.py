@@ -54,7 +54,7 @@ def init_maker(pack, weights, options: dict) -> None:
     """Set up batch making in this process (a worker, or the main one)."""
     torch.set_num_threads(1 if multiprocessing.parent_process() else torch.get_num_threads())
     _maker.update(pack=load_pack(pack) if isinstance(pack, str) else pack,
-                  pre=load_bundle(weights, names=("pre",)).nets["pre"], **options)
+                  pre=load_bundle(weights, names=("pre",), runtime="torch").nets["pre"], **options)
 
 
 def make_batch(index: int):
@@ -124,12 +124,12 @@ def main(argv=None):
     device = torch.device(cfg["device"])
 
     # Model, optimiser, resume.
-    pre = load_bundle(cfg["weights"], names=("pre",)).nets["pre"]
+    pre = load_bundle(cfg["weights"], names=("pre",), runtime="torch").nets["pre"]
     ckpt = load_checkpoint(cfg["out"])
     if ckpt:
         post = restore_net(ckpt["models"]["post"])
     elif cfg["init"]:
-        post = load_bundle(cfg["init"], names=("post",)).nets["post"]
+        post = load_bundle(cfg["init"], names=("post",), runtime="torch").nets["post"]
     else:
         post = build(cfg["net"], json.loads(cfg["config"]))
     post = post.to(device).to(memory_format=torch.channels_last).train().requires_grad_(True)
@@ -142,7 +142,7 @@ def main(argv=None):
     val = val_crops(cfg["val"])
     if not ckpt:
         log(event="start", params=sum(p.numel() for p in post.parameters()),
-            shipped_gain_db=gains(load_bundle(cfg["weights"], names=("post",)).nets["post"], pre, val))
+            shipped_gain_db=gains(load_bundle(cfg["weights"], names=("post",), runtime="torch").nets["post"], pre, val))
 
     runs = (ckpt or {}).get("extra", {}).get("runs", [])
     runs.append({"hardware": hardware(device, cfg["threads"]), "from_step": step})

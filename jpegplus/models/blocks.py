@@ -7,6 +7,7 @@ what keeps PostNet within 0.5 s per megapixel on two CPU cores.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -44,3 +45,39 @@ def condition_maps(ref: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
     """Constant planes (N, len(values), h, w) shaped like `ref`, one per per-sample scalar (N,)."""
     n, _, h, w = ref.shape
     return torch.stack([v.to(ref).reshape(n, 1, 1).expand(n, h, w) for v in values], 1)
+
+
+def _cubic(t: float, a: float = -0.75) -> float:
+    """Keys' cubic convolution kernel at distance t (a = -0.75, as torch's and OpenCV's bicubic)."""
+    t = abs(t)
+    return ((a + 2) * t - (a + 3)) * t * t + 1 if t <= 1 else ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+
+
+# Bicubic ×2 with half-pixel centres: output 2i samples input i − ¼, output 2i+1 samples i + ¼.
+# Taps on input pixels i−2 … i+2 for the two phases (rows: even, odd outputs).
+_PHASES = ((_cubic(1.75), _cubic(0.75), _cubic(0.25), _cubic(1.25), 0.0),
+           (0.0, _cubic(1.25), _cubic(0.25), _cubic(0.75), _cubic(1.75)))
+
+
+def bicubic_up2(y: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) → (N, C, 2h, 2w): bicubic ×2 as F.interpolate(y, scale_factor=2,
+    mode="bicubic", align_corners=False) computes it (edge pixels repeated beyond
+    the border). torch runs F.interpolate itself (its fastest); an ONNX export
+    gets the same function as two fixed separable convolutions and a pixel
+    shuffle, which ONNX Runtime runs far faster than its cubic Resize op (that
+    op cost more than the whole PostNet trunk). The two agree within float
+    rounding (tests/test_runtime.py)."""
+    if torch.onnx.is_in_onnx_export():
+        return bicubic_up2_conv(y)
+    return F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
+
+
+def bicubic_up2_conv(y: torch.Tensor) -> torch.Tensor:
+    """bicubic_up2 as fixed convolutions: replicate-pad 2, 5-tap rows then
+    5-tap columns per output phase, pixel shuffle. (N, C, h, w) → (N, C, 2h, 2w)."""
+    n, c, h, w = y.shape
+    taps = torch.tensor(_PHASES, dtype=y.dtype, device=y.device)
+    p = F.pad(y.reshape(n * c, 1, h, w), (2, 2, 2, 2), mode="replicate")
+    rows = F.conv2d(p, taps.reshape(2, 1, 5, 1))                            # (nc, 2, h, w + 4): even, odd rows
+    both = F.conv2d(rows, taps.reshape(2, 1, 1, 5).repeat(2, 1, 1, 1), groups=2)  # (nc, 4, h, w): (row, col) phase
+    return F.pixel_shuffle(both, 2).reshape(n, c, 2 * h, 2 * w)

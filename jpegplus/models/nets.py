@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Trunk, condition_maps, trunk_convs
+from .blocks import Trunk, bicubic_up2, condition_maps, trunk_convs
 
 
 class PreNet(nn.Module):
@@ -57,7 +57,7 @@ class PostNet(nn.Module):
         return full if scale == 1 else -(-full // 2) + 2
 
     def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
-        base = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
+        base = y if scale == 1 else bicubic_up2(y)
         u = F.pixel_unshuffle(base, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
         return base + F.pixel_shuffle(self.trunk(torch.cat([u, condition_maps(u, level, flag)], 1)), 4)
@@ -106,7 +106,7 @@ class BlockPostNet(nn.Module):
         return full if scale == 1 else -(-full // 2) + 2  # bicubic ×2 adds 2 input pixels of taps
 
     def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
-        base = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
+        base = y if scale == 1 else bicubic_up2(y)
         u = F.pixel_unshuffle(base, 2) - 0.5  # centred input
         flag = torch.full_like(level, float(scale == 2))
         f = F.relu(self.stem(torch.cat([u, condition_maps(u, level, flag)], 1)))

@@ -1,0 +1,146 @@
+"""How the networks run: ONNX Runtime on the CPU (the default), or torch.
+
+A plain `pip install jpegplus` has onnxruntime and no torch: PreNet and PostNet
+run from the `.onnx` graphs that training.export writes beside the safetensors
+files (one graph per network and scale, listed with its sha256 in the manifest).
+torch (`pip install 'jpegplus[torch]'`) runs the same networks from the
+safetensors files: the GPU path (`Filter` on CUDA tensors, `decode(device=...)`)
+and training use it. The two agree within TOLERANCE levels after rounding to
+uint8 (tests/test_runtime.py).
+
+Which runtime a bundle uses: $JPEGPLUS_RUNTIME ("onnx" or "torch") when set;
+else ONNX Runtime when it is installed and the manifest lists graphs for every
+network asked for; else torch. Nothing here imports onnxruntime or torch until
+a network is loaded, so `import jpegplus` and `register()` stay light.
+
+Arrays handed to a network are float32 (N, 3, H, W) in 0..1 with per-sample
+levels float32 (N,) (tables.quant_level); `scale` is 1 or 2.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+RUNTIME_VAR = "JPEGPLUS_RUNTIME"
+RUNTIMES = ("onnx", "torch")
+TOLERANCE = 1  # max |onnx − torch| per uint8 output value, 0..255 levels
+TORCH_EXTRA = "pip install 'jpegplus[torch]'"
+
+_threads = 0  # intra-op threads for networks loaded from now on; 0: the runtime's default (physical cores)
+
+
+class RuntimeMissingError(ImportError):
+    """Neither runtime that a request needs is installed; the message names the package to install."""
+
+
+def installed(name: str) -> bool:
+    """Whether `name` ("onnx" or "torch") can be imported, without importing it."""
+    return importlib.util.find_spec("onnxruntime" if name == "onnx" else "torch") is not None
+
+
+def require_torch(what: str) -> None:
+    """RuntimeMissingError, naming the extra, unless torch is installed; `what` is the request that needs it."""
+    if not installed("torch"):
+        raise RuntimeMissingError(f"{what} needs torch, which is not installed: {TORCH_EXTRA}")
+
+
+def choose(has_graphs: bool) -> str:
+    """The runtime for networks whose manifest entries all list ONNX graphs
+    (has_graphs) or not: $JPEGPLUS_RUNTIME, else "onnx" where it can run, else "torch"."""
+    forced = os.environ.get(RUNTIME_VAR, "").strip().lower()
+    if forced:
+        if forced not in RUNTIMES:
+            raise ValueError(f"{RUNTIME_VAR} must be one of {', '.join(RUNTIMES)}, got {forced!r}")
+        if forced == "onnx" and not has_graphs:
+            raise RuntimeMissingError(f"{RUNTIME_VAR}=onnx, but these weights list no ONNX graphs "
+                                      f"(export them with python -m training.export)")
+        if not installed(forced):
+            raise RuntimeMissingError(f"{RUNTIME_VAR}={forced}, but it is not installed: " +
+                                      ("pip install onnxruntime" if forced == "onnx" else TORCH_EXTRA))
+        return forced
+    if has_graphs and installed("onnx"):
+        return "onnx"
+    if installed("torch"):
+        return "torch"
+    if has_graphs:
+        raise RuntimeMissingError("jpegplus runs its networks with onnxruntime, which is not installed: "
+                                  "pip install onnxruntime (or reinstall jpegplus)")
+    raise RuntimeMissingError(f"these weights list no ONNX graphs, so their networks need torch: {TORCH_EXTRA}")
+
+
+def set_threads(n: int) -> None:
+    """Intra-op threads (n ≥ 1) for every network loaded after this call, and for
+    torch at once when it is already imported. Process-pool workers call it first."""
+    global _threads
+    _threads = int(n)
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_threads)
+
+
+def threads() -> int:
+    """The intra-op thread count networks are loaded with (0: the runtime's default)."""
+    return _threads
+
+
+class OnnxNet:
+    """One network as ONNX Runtime sessions, one per scale, built from sha256-checked
+    graphs (jpegplus.bundle checks them); thread-safe (ONNX Runtime's run is).
+    `reaches` is the network's reach(scale) per scale, from the manifest."""
+
+    def __init__(self, graphs: dict[int, Path], reaches: dict[int, int]):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = _threads
+        options.inter_op_num_threads = 1
+        self.sessions = {s: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+                         for s, p in graphs.items()}
+        self.reaches = dict(reaches)
+
+    def reach(self, scale: int) -> int:
+        """Input pixels of context an output pixel depends on, each side (as the torch module's reach)."""
+        return self.reaches[scale]
+
+    def infer(self, x: np.ndarray, levels: np.ndarray, scale: int) -> np.ndarray:
+        """float32 (N, 3, H, W) in 0..1 and levels (N,) → float32 output (N, 3, H', W')."""
+        if scale not in self.sessions:
+            raise ValueError(f"no ONNX graph for scale {scale}")
+        feed = {"image": np.ascontiguousarray(x, np.float32), "level": np.asarray(levels, np.float32)}
+        return self.sessions[scale].run(None, feed)[0]
+
+
+class TorchNet:
+    """A torch network (net(x, level, scale) on tensors) run on numpy arrays, on `device`."""
+
+    def __init__(self, module, device=None):
+        import torch
+
+        self.module = module
+        self.device = torch.device(device or "cpu")
+
+    def reach(self, scale: int) -> int:
+        return self.module.reach(scale)
+
+    def infer(self, x: np.ndarray, levels: np.ndarray, scale: int) -> np.ndarray:
+        """As OnnxNet.infer, through torch (inference mode)."""
+        import torch
+
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
+            y = self.module(t, torch.from_numpy(np.asarray(levels, np.float32)).to(self.device), scale)
+            return y.float().cpu().numpy()
+
+
+def runner(net, device=None):
+    """What tiling runs: an OnnxNet as it is (CPU only), a torch module wrapped in TorchNet on `device`."""
+    if isinstance(net, OnnxNet):
+        if device is not None and str(device) != "cpu":
+            raise ValueError("ONNX Runtime networks run on the CPU; a device needs the torch runtime")
+        return net
+    return TorchNet(net, device)
