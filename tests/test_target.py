@@ -2,6 +2,7 @@
 size curves that switch scale, then on real encodes of the fixtures."""
 import io
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,13 @@ def test_save_and_pillow_plugin_take_target_size(photo, tmp_path):
             photo.convert("CMYK").save(io.BytesIO(), "JPEG", target_size=n)
     finally:
         jpegplus.unregister()
+
+
+def test_target_cost_script(capsys):
+    sys.path.insert(0, str(Path(__file__).parent))
+    import target_cost  # tests/target_cost.py, the README's measurement
+
+    assert target_cost.main([str(FIXTURES), "-n", "1", "--bpp", "1", "--psnr"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1 bpp |"))
+    encodes = [float(v) for v in row.split("|")[2:4]]
+    assert 1 <= encodes[0] <= encodes[1] <= 12 and row.endswith("| 0 |")
