@@ -76,13 +76,29 @@ def connect(address: str):
 
 
 class SetUp(WorkerPlugin):
-    """Worker plugin: torch threads shared out among the worker's task threads
-    (as the local pool does), and the weights loaded once, when the worker
-    starts (jpegplus.bundle.default_bundle caches them for the process)."""
+    """Worker plugin, run when a worker starts (a restarted one too): the
+    networks' threads, and the weights loaded once (jpegplus.bundle.default_bundle
+    caches them for the process). `threads` per network call, or None: the
+    machine's cores shared out among the worker's task threads (one worker
+    process per machine, as the README's cluster recipe starts them)."""
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
 
     def setup(self, worker) -> None:
-        threads = getattr(worker.state, "nthreads", None) or 1
-        cli.init_worker(max(1, (os.cpu_count() or 1) // threads))
+        cli.init_worker(self.threads or max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads)))
+
+
+def local_threads(client) -> int | None:
+    """Threads per network call for a LocalCluster's workers, which share this
+    machine: its cores over all their task threads, as the local pool shares
+    them (-j); None for any other cluster."""
+    from distributed import LocalCluster
+
+    if not isinstance(getattr(client, "cluster", None), LocalCluster):
+        return None
+    total = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+    return max(1, (os.cpu_count() or 1) // max(1, total))
 
 
 def check(jobs: list[Job]) -> None:
@@ -98,7 +114,7 @@ def run(client, task: str, jobs: list[Job], options: dict, keep_going: bool, bar
     failure unless keep_going, cancelling what is left."""
     dd = dask_distributed()
     check(jobs)
-    client.register_plugin(SetUp(), name="jpegplus-setup")
+    client.register_plugin(SetUp(local_threads(client)), name="jpegplus-setup")
     run_id = uuid.uuid4().hex[:8]
     futures = {client.submit(cli.run_one, task, Job(os.path.abspath(job.src), os.path.abspath(job.dst)), options,
                              key=f"jpegplus-{task}-{run_id}-{i}", pure=False): job
