@@ -16,11 +16,13 @@ there, size and decoded PSNR grow with quality. So a trial that misses the
 target at quality q and scale s rules out, at scale s, every harder quality
 (higher ones for a size, lower ones for a PSNR), and a quality stays open while
 some scale the encoder may choose there (engine.candidates) is not ruled out.
-The search probes the middle of what is open: plain bisection where one scale
-is offered (quality 20 and up with the shipped ladder, and small images), and
-where two are, a trial that misses at the scale the closed loop chose also
-encodes the other scale alone (the closed loop's own candidate there), so that
-scale can be ruled out as well. Its cost is measured in the README.
+The search bisects the open qualities next to the best found so far: plain
+bisection where one scale is offered (quality 20 and up with the shipped
+ladder, and small images). Where two are, a trial that misses at the scale the
+closed loop chose also encodes the other scale alone (the closed loop's own
+candidate there), so that scale can be ruled out as well; a stretch left open
+only by a scale not yet tried there is probed at its easiest quality, which
+settles all of it at that scale. Its cost is measured in the README.
 """
 from __future__ import annotations
 
@@ -145,7 +147,10 @@ def search(goal: Goal, trial: Callable[[int, int | None], Trial],
                  if i not in missed and not all(ruled_out(i, s) for s in scales(order[i]))]
         if not open_:
             break
-        i = open_[len(open_) // 2]
+        run_ = open_[:next((k for k in range(1, len(open_)) if open_[k] != open_[k - 1] + 1), len(open_))]
+        # Bisect the bracket next to the best so far; a run beyond a ruled-out stretch is open only at the
+        # scale nothing has ruled out there yet, and its easiest position decides all of it at that scale.
+        i = run_[len(run_) // 2] if run_[0] == best + 1 else run_[0]
         t = run(order[i], None)
         if goal.met(t):
             best = i
