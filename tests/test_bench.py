@@ -199,7 +199,8 @@ def test_compare_to_anchor_on_synthetic_curves():
 def test_speed_is_measured_in_ms_per_megapixel():
     speed = bench.measure_speed([FIXTURES / "val1.png"])
     assert speed["images"] == 1 and speed["quality"] == 75
-    for key in ("jpegplus_encode", "jpegplus_decode", "pillow_encode", "pillow_decode"):
+    for key in ("jpegplus_encode", "jpegplus_decode", "jpegplus_torch_encode", "jpegplus_torch_decode",
+                "pillow_encode", "pillow_decode"):
         v = speed[f"{key}_ms_per_mp"]
         assert math.isfinite(v) and 0.1 < v < 100_000
     assert speed["pillow_decode_ms_per_mp"] < speed["jpegplus_decode_ms_per_mp"]

@@ -327,9 +327,24 @@ def ms_per_megapixel(fn, rgb: np.ndarray, repeat: int) -> float:
     return best * 1000 / (rgb.shape[0] * rgb.shape[1] / 1e6)
 
 
+def speed_bundles() -> dict:
+    """{label: bundle} whose speed is measured: the default (ONNX Runtime), and
+    the same weights through torch when torch is installed (the [torch] path)."""
+    from ..bundle import default_bundle, load_bundle
+    from ..runtime import installed
+
+    bundles = {"jpegplus": default_bundle()}
+    if installed("torch") and bundles["jpegplus"].runtime != "torch":
+        bundles["jpegplus_torch"] = load_bundle(runtime="torch")
+    return bundles
+
+
 def measure_speed(paths: list[Path], quality: int = SPEED_QUALITIES[0], progress=None) -> dict:
     """Median over images of encode and decode ms per megapixel at `quality`:
-    jpegplus (closed-loop scale choice included, default bundle) and Pillow default."""
+    jpegplus (closed-loop scale choice included; the default bundle, "jpegplus_…",
+    and the same weights through torch, "jpegplus_torch_…", when installed) and
+    Pillow default. Each runtime's timings alternate image by image, so a change
+    in the machine's load touches both alike."""
     import jpegplus
 
     def pillow_load(data):
@@ -337,13 +352,18 @@ def measure_speed(paths: list[Path], quality: int = SPEED_QUALITIES[0], progress
             im.load()
 
     first = load_rgb(paths[0])
-    jpegplus.decode(jpegplus.encode(first, quality))  # warm-up: weights, torch kernels
-    times = {k: [] for k in ("jpegplus_encode", "jpegplus_decode", "pillow_encode", "pillow_decode")}
+    bundles = speed_bundles()
+    for bundle in bundles.values():
+        jpegplus.decode(jpegplus.encode(first, quality, bundle=bundle), bundle=bundle)  # warm-up
+    keys = [f"{label}_{step}" for label in bundles for step in ("encode", "decode")]
+    times = {k: [] for k in (*keys, "pillow_encode", "pillow_decode")}
     for path in paths:
         rgb = load_rgb(path)
-        data = jpegplus.encode(rgb, quality)
-        times["jpegplus_encode"].append(ms_per_megapixel(lambda: jpegplus.encode(rgb, quality), rgb, 1))
-        times["jpegplus_decode"].append(ms_per_megapixel(lambda: jpegplus.decode(data), rgb, 1))
+        for label, bundle in bundles.items():
+            data = jpegplus.encode(rgb, quality, bundle=bundle)
+            times[f"{label}_encode"].append(
+                ms_per_megapixel(lambda: jpegplus.encode(rgb, quality, bundle=bundle), rgb, 1))
+            times[f"{label}_decode"].append(ms_per_megapixel(lambda: jpegplus.decode(data, bundle=bundle), rgb, 1))
         plain = peers.pillow_encode(rgb, quality)
         times["pillow_encode"].append(ms_per_megapixel(lambda: peers.pillow_encode(rgb, quality), rgb, 5))
         times["pillow_decode"].append(ms_per_megapixel(lambda: pillow_load(plain), rgb, 5))
@@ -356,9 +376,13 @@ def measure_speed(paths: list[Path], quality: int = SPEED_QUALITIES[0], progress
 # ---------------------------------------------------------------- reporting
 
 def environment(manifest, argv: list[str]) -> dict:
+    import onnxruntime
     import PIL
     import torch
     from PIL import features
+
+    from ..bundle import default_bundle
+    from ..runtime import threads
 
     import jpegplus
 
@@ -373,6 +397,9 @@ def environment(manifest, argv: list[str]) -> dict:
     return {
         "machine": f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} logical CPUs",
         "python": platform.python_version(),
+        "runtime": default_bundle().runtime,
+        "onnxruntime": onnxruntime.__version__,
+        "network_threads": threads() or "the runtime's default (physical cores)",
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "numpy": np.__version__,
@@ -478,19 +505,20 @@ def markdown(results: dict) -> tuple[str, str]:
     if speeds:
         lines += [
             "",
-            f"Speed, median over {speeds[0]['images']} images, {env['torch_threads']} torch threads "
-            f"({env['machine']}):",
+            f"Speed, median over {speeds[0]['images']} images ({env['machine']}; networks: "
+            f"{env.get('network_threads', env['torch_threads'])} threads in ONNX Runtime, {env['torch_threads']} "
+            f"in torch):",
             "",
             "| codec | quality | encode ms/MP | decode ms/MP |",
             "|---|---:|---:|---:|",
         ]
+        labels = {"jpegplus": "jpegplus, ONNX Runtime (the default)", "jpegplus_torch": "jpegplus, torch"}
         for sp in speeds:
-            lines += [
-                f"| jpegplus (closed-loop scale choice) | {sp['quality']} | {sp['jpegplus_encode_ms_per_mp']:.0f} | "
-                f"{sp['jpegplus_decode_ms_per_mp']:.0f} |",
-                f"| Pillow default | {sp['quality']} | {sp['pillow_encode_ms_per_mp']:.1f} | "
-                f"{sp['pillow_decode_ms_per_mp']:.1f} |",
-            ]
+            lines += [f"| {name} | {sp['quality']} | {sp[f'{label}_encode_ms_per_mp']:.0f} | "
+                      f"{sp[f'{label}_decode_ms_per_mp']:.0f} |"
+                      for label, name in labels.items() if f"{label}_encode_ms_per_mp" in sp]
+            lines.append(f"| Pillow default | {sp['quality']} | {sp['pillow_encode_ms_per_mp']:.1f} | "
+                         f"{sp['pillow_decode_ms_per_mp']:.1f} |")
     if results["notes"]:
         lines += [""] + [f"- {n}" for n in results["notes"]]
     table = "\n".join(lines)

@@ -81,3 +81,19 @@ def bicubic_up2_conv(y: torch.Tensor) -> torch.Tensor:
     rows = F.conv2d(p, taps.reshape(2, 1, 5, 1))                            # (nc, 2, h, w + 4): even, odd rows
     both = F.conv2d(rows, taps.reshape(2, 1, 1, 5).repeat(2, 1, 1, 1), groups=2)  # (nc, 4, h, w): (row, col) phase
     return F.pixel_shuffle(both, 2).reshape(n, c, 2 * h, 2 * w)
+
+
+# What the ONNX graphs hold instead of torch's own op, where ONNX Runtime's version of
+# the op is slow: the same function (tests/test_runtime.py), different arithmetic.
+
+def pixel_unshuffle(x: torch.Tensor, r: int) -> torch.Tensor:
+    """F.pixel_unshuffle(x, r): (N, C, H, W) → (N, C·r², H/r, W/r). An ONNX export
+    gets it as a stride-r convolution with one-hot weights (exact: each output
+    is one input times 1), which ONNX Runtime runs several times faster than
+    the 6-D Transpose torch exports."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.pixel_unshuffle(x, r)
+    c = int(x.shape[1])  # a constant of the graph (3): the kernel's shape must be known
+    pick = torch.eye(c * r * r, dtype=x.dtype, device=x.device).reshape(c * r * r, c, r, r)
+    return F.conv2d(x, pick, stride=r)
+

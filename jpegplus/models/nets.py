@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Trunk, bicubic_up2, condition_maps, trunk_convs
+from .blocks import Trunk, bicubic_up2, condition_maps, pixel_unshuffle, trunk_convs
 
 
 class PreNet(nn.Module):
@@ -32,7 +32,7 @@ class PreNet(nn.Module):
         return 4 * trunk_convs(self.trunk) + 3 + (scale - 1)
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
-        u = F.pixel_unshuffle(x, 4) - 0.5  # centred input: trains several times faster than 0..1
+        u = pixel_unshuffle(x, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
         feats = self.trunk.features(torch.cat([u, condition_maps(u, level, flag)], 1))
         if scale == 1:
@@ -58,7 +58,7 @@ class PostNet(nn.Module):
 
     def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
         base = y if scale == 1 else bicubic_up2(y)
-        u = F.pixel_unshuffle(base, 4) - 0.5  # centred input: trains several times faster than 0..1
+        u = pixel_unshuffle(base, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
         return base + F.pixel_shuffle(self.trunk(torch.cat([u, condition_maps(u, level, flag)], 1)), 4)
 
@@ -107,7 +107,7 @@ class BlockPostNet(nn.Module):
 
     def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
         base = y if scale == 1 else bicubic_up2(y)
-        u = F.pixel_unshuffle(base, 2) - 0.5  # centred input
+        u = pixel_unshuffle(base, 2) - 0.5  # centred input
         flag = torch.full_like(level, float(scale == 2))
         f = F.relu(self.stem(torch.cat([u, condition_maps(u, level, flag)], 1)))
         for conv in self.detail_in:
