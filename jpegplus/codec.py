@@ -67,16 +67,17 @@ def encode(image, quality: int | None = None, *, target_size: int | None = None,
     Zero-size images raise EmptyImageError (a ValueError).
     """
     goal = target.goal(quality, target_size, target_psnr)
-    if goal is not None:
-        return target.encode(image, goal, scale=scale, progressive=progressive, keep_metadata=keep_metadata,
-                             bundle=bundle, tile=tile, **options).data
-    quality = DEFAULT_QUALITY if quality is None else quality
-    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
-        raise ValueError(f"quality must be an integer 1..100, got {quality!r}")
+    if goal is None:
+        quality = DEFAULT_QUALITY if quality is None else quality
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+            raise ValueError(f"quality must be an integer 1..100, got {quality!r}")
     if scale not in (None, 1, 2):
         raise ValueError(f"scale must be None, 1 or 2, got {scale!r}")
     if progressive not in (None, True, False):
         raise ValueError(f"progressive must be None, True or False, got {progressive!r}")
+    if goal is not None:
+        return target.encode(image, goal, scale=scale, progressive=progressive, keep_metadata=keep_metadata,
+                             bundle=bundle, tile=tile, **options).data
     prep = prepare(image)
     meta = metadata_from(image, options, keep_metadata)
     if prep.plain is not None:

@@ -10,9 +10,9 @@
     print(done.summary())
 
 The command line's own jobs, run as Dask tasks: the plan (outputs under -o,
-never an input), the per-file work (jpegplus.cli.run_one: atomic write to a
+never an input), the per-file work (jpegplus.batch.run_one: atomic write to a
 temporary name and rename, one-line error per failed file), the progress bar
-and the summary are jpegplus.cli's. Workers read the inputs and write the
+and the summary are jpegplus.batch's. Workers read the inputs and write the
 outputs themselves, so every path must be one the workers can see (a shared
 filesystem); paths are made absolute before they are sent. Each worker process
 loads the weights once (SetUp, a worker plugin, also on a restarted worker).
@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import uuid
 
-from . import cli
-from .cli import Job, Result
+from . import batch
+from .batch import Job, Result
 from .errors import ClusterError
 
 try:  # the optional extra; without it, dask_distributed() says what to install
@@ -59,7 +60,7 @@ def connect(address: str):
     if address.startswith(LOCAL):
         n = address[len(LOCAL):]
         if not n.isdigit() or int(n) < 1:
-            raise cli.UsageError(f"--dask {address}: local:N takes a number of worker processes N >= 1")
+            raise batch.UsageError(f"--dask {address}: local:N takes a number of worker processes N >= 1")
         workers = int(n)
     dd = dask_distributed()
     with contextlib.ExitStack() as stack:
@@ -71,7 +72,7 @@ def connect(address: str):
             try:
                 client = stack.enter_context(dd.Client(address, timeout=CONNECT_TIMEOUT))
             except (OSError, TimeoutError, ValueError) as e:
-                raise ClusterError(f"--dask {address}: cannot reach the scheduler ({cli.one_line(e)})") from None
+                raise ClusterError(f"--dask {address}: cannot reach the scheduler ({batch.one_line(e)})") from None
         yield client
 
 
@@ -86,7 +87,7 @@ class SetUp(WorkerPlugin):
         self.threads = threads
 
     def setup(self, worker) -> None:
-        cli.init_worker(self.threads or max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads)))
+        batch.init_worker(self.threads or max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads)))
 
 
 def local_threads(client) -> int | None:
@@ -103,20 +104,20 @@ def local_threads(client) -> int | None:
 
 def check(jobs: list[Job]) -> None:
     """UsageError unless every job reads and writes files (workers have no stdin or stdout of ours)."""
-    if any(cli.STDIO in (job.src, job.dst) for job in jobs):
-        raise cli.UsageError("--dask works on files: stdin and stdout ('-') are not available to the workers")
+    if any(batch.STDIO in (job.src, job.dst) for job in jobs):
+        raise batch.UsageError("--dask works on files: stdin and stdout ('-') are not available to the workers")
 
 
 def run(client, task: str, jobs: list[Job], options: dict, keep_going: bool, bar) -> list[Result]:
-    """jpegplus.cli.run_jobs on the cluster of `client`: one task per job, the
-    Results in completion order (a task lost with its workers, e.g.
-    KilledWorker, becomes that file's one-line failure); stops at the first
-    failure unless keep_going, cancelling what is left."""
+    """A runner for jpegplus.batch.run_jobs: the jobs on the cluster of
+    `client`, one task each, the Results in completion order (a task lost with
+    its workers, e.g. KilledWorker, becomes that file's one-line failure);
+    stops at the first failure unless keep_going, cancelling what is left."""
     dd = dask_distributed()
     check(jobs)
     client.register_plugin(SetUp(local_threads(client)), name="jpegplus-setup")
     run_id = uuid.uuid4().hex[:8]
-    futures = {client.submit(cli.run_one, task, Job(os.path.abspath(job.src), os.path.abspath(job.dst)), options,
+    futures = {client.submit(batch.run_one, task, Job(os.path.abspath(job.src), os.path.abspath(job.dst)), options,
                              key=f"jpegplus-{task}-{run_id}-{i}", pure=False): job
                for i, job in enumerate(jobs)}
     results = []
@@ -128,7 +129,7 @@ def run(client, task: str, jobs: list[Job], options: dict, keep_going: bool, bar
                 break
     finally:
         client.cancel(list(futures))
-        cli.remove_leftovers(jobs)
+        batch.remove_leftovers(jobs)
     return results
 
 
@@ -137,7 +138,7 @@ def outcome(future, job: Job) -> Result:
     try:
         result = future.result()
     except Exception as e:  # noqa: BLE001 - KilledWorker, CancelledError...: that file failed, one line
-        return Result(job.src, job.dst, 0, 0, cli.one_line(e))
+        return Result(job.src, job.dst, 0, 0, batch.one_line(e))
     return dataclasses.replace(result, src=job.src, dst=job.dst)
 
 
@@ -155,7 +156,7 @@ class Conversion:
 
     def summary(self) -> str:
         """The command line's summary line."""
-        return cli.summary(self.task, self.results, len(self.jobs))
+        return batch.summary(self.task, self.results, len(self.jobs))
 
 
 def convert(client, task: str, inputs: list[str], out: str, *, keep_going: bool = False, progress: bool = False,
@@ -168,6 +169,7 @@ def convert(client, task: str, inputs: list[str], out: str, *, keep_going: bool 
     metadata); for decode format (default "PNG") and enhance. UsageError (a
     ValueError) for bad options, no inputs, or outputs that would overwrite
     an input."""
-    options = cli.task_options(task, **options)
-    jobs = cli.plan_task(task, inputs, out, options)
-    return Conversion(task, jobs, cli.run_jobs(task, jobs, options, 1, keep_going, progress, client=client))
+    options = batch.task_options(task, **options)
+    jobs = batch.plan_task(task, inputs, out, options)
+    return Conversion(task, jobs, batch.run_jobs(task, jobs, options, keep_going, progress,
+                                                 functools.partial(run, client)))

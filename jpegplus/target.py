@@ -32,8 +32,6 @@ import numbers
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
 from .errors import TargetError
 
 QUALITIES = tuple(range(1, 101))
@@ -168,52 +166,53 @@ def search(goal: Goal, trial: Callable[[int, int | None], Trial],
 
 # ---------------------------------------------------------------- with the real encoder
 
-def encode(image, goal: Goal, *, scale: int | None = None, bundle=None, tile: int | None = None,
-           **options) -> Found:
-    """Search for `goal` with real jpegplus encodes of `image` (a PIL image or
-    uint8 array, as jpegplus.encode takes). `scale` forces the scale as in
-    encode; `options` are encode's other options (progressive, keep_metadata,
-    metadata). The PSNR is of jpegplus.decode's image against the input: over
-    RGB for colour, on L for grey images (over the CMYK samples for CMYK)."""
-    from . import codec, engine
+def encode(image, goal: Goal, *, scale: int | None = None, progressive: bool | None = None,
+           keep_metadata: bool = False, bundle=None, tile: int | None = None, **options) -> Found:
+    """Search for `goal` with real encodes of `image` (a PIL image or uint8
+    array): what jpegplus.encode(image, target_size=...) or target_psnr runs,
+    returning the Found (the file, its quality, the trials). The options are
+    encode's, which checks them before it calls this. Each trial is
+    engine.encode as jpegplus.encode runs it, so its file is encode's at that
+    quality; a PSNR target keeps each trial's reconstruction, which is what
+    jpegplus.decode gives (compared over RGB, on L for a grey image).
+    Only images the networks code take a target: ValueError for CMYK, which
+    Pillow's writer stores at a quality."""
+    from . import engine
     from .bundle import resolve
+    from .metadata import metadata_from
     from .modes import prepare
 
-    prep = prepare(image)  # refuses what encode refuses, before any search
+    prep = prepare(image)
     if prep.plain is not None:
-        size, reference = prep.plain.size, np.asarray(prep.plain)
-    else:
-        size, reference = (prep.rgb.shape[1], prep.rgb.shape[0]), (prep.rgb[:, :, 0] if prep.grey else prep.rgb)
-    ladder = None if prep.plain is not None else resolve(bundle).manifest.ladder
+        raise ValueError(f"target_size and target_psnr take RGB and grey images, not mode {prep.plain.mode} "
+                         "(which Pillow's writer stores at a quality)")
+    meta = metadata_from(image, options, keep_metadata)
+    bundle = resolve(bundle)
+    nets = engine.TiledNets(bundle, [prep.rgb], tile)
+    size = (prep.rgb.shape[1], prep.rgb.shape[0])
 
     def scales(quality: int) -> tuple[int, ...]:
-        if ladder is None:
-            return (1,)  # Pillow's plain JPEG: one way to store it
-        return tuple(c.scale for c in engine.candidates(ladder.row(quality), size, scale))
+        return tuple(c.scale for c in engine.candidates(bundle.manifest.ladder.row(quality), size, scale))
 
     def trial(quality: int, forced: int | None) -> Trial:
-        data = codec.encode(image, quality, scale=forced or scale, bundle=bundle, tile=tile, **options)
-        psnr = None if goal.psnr is None else decoded_psnr(data, reference, bundle, tile)
-        return Trial(quality, stored_scale(data), data, psnr, forced is not None)
+        coded = engine.encode(bundle, nets, prep.grey, quality, forced or scale, meta,
+                              keep_rec=goal.psnr is not None, progressive=progressive)[0]
+        psnr = None if coded.rec is None else psnr_of(engine.image_error(coded.rec, prep.rgb, prep.grey))
+        return Trial(quality, stored_scale(coded.data), coded.data, psnr, forced is not None)
 
     return search(goal, trial, scales)
 
 
 def stored_scale(data: bytes) -> int:
-    """The scale a file says it is stored at (1 for a file without a jpegplus segment)."""
+    """The scale a jpegplus file says it is stored at."""
     from PIL import JpegImagePlugin
 
     from . import segment as seg
 
-    payload = seg.find(JpegImagePlugin.JpegImageFile(io.BytesIO(data)).applist)
-    return 1 if payload is None else seg.parse(payload).scale
+    return seg.parse(seg.find(JpegImagePlugin.JpegImageFile(io.BytesIO(data)).applist)).scale
 
 
-def decoded_psnr(data: bytes, reference: np.ndarray, bundle=None, tile: int | None = None) -> float:
-    """PSNR in dB (peak 255) of jpegplus.decode(data) against `reference`, uint8 of
-    the decoded image's shape. Banded (engine.squared_error), so memory stays
-    bounded on large images, unlike evaluation.metrics.psnr's float64 copies."""
-    from . import codec, engine
-
-    mse = engine.squared_error(np.asarray(codec.decode(data, bundle=bundle, tile=tile)), reference)
+def psnr_of(mse: float) -> float:
+    """PSNR in dB (peak 255) of a mean squared error in 0..255 levels² (engine.image_error's,
+    banded: no float64 copies of a large image, as evaluation.metrics.psnr makes)."""
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from jpegplus import cli
+from jpegplus import batch, cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -71,8 +71,8 @@ def test_a_worker_dying_mid_write_loses_no_file_and_leaves_no_partial_file(folde
 
     c, client = cluster
     removed = []
-    sweep = cli.remove_leftovers
-    monkeypatch.setattr(cli, "remove_leftovers", lambda jobs: removed.append(sweep(jobs)) or removed[-1])
+    sweep = batch.remove_leftovers
+    monkeypatch.setattr(batch, "remove_leftovers", lambda jobs: removed.append(sweep(jobs)) or removed[-1])
     client.wait_for_workers(2)
     pids = client.run(os.getpid)
     victim = sorted(pids)[0]

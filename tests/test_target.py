@@ -12,6 +12,7 @@ from PIL import Image
 import jpegplus
 from jpegplus import target
 from jpegplus.errors import JpegPlusError, TargetError
+from jpegplus.evaluation.metrics import psnr
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SWITCHING = 19  # the shipped ladder offers scale 2 up to this quality
@@ -115,20 +116,18 @@ def test_target_size_is_the_highest_quality_that_fits(photo):
 def test_target_psnr_is_reached_after_decoding(photo):
     ref = np.asarray(photo)
     found = target.encode(photo, target.Goal(psnr=33.0))
-    decoded = np.asarray(jpegplus.decode(found.data))
-    mse = np.mean((decoded.astype(float) - ref) ** 2)
-    assert 10 * np.log10(255**2 / mse) == pytest.approx(found.trial.psnr, abs=1e-9)
-    assert found.trial.psnr >= 33.0
+    assert psnr(ref, np.asarray(jpegplus.decode(found.data))) == pytest.approx(found.trial.psnr, abs=1e-9)
+    assert found.trial.psnr >= 33.0 and found.data == jpegplus.encode(photo, target_psnr=33.0)
     below = jpegplus.encode(photo, found.quality - 1)  # the quality below misses, or is no smaller
-    assert target.decoded_psnr(below, ref) < 33.0 or len(below) >= len(found.data)
+    assert psnr(ref, np.asarray(jpegplus.decode(below))) < 33.0 or len(below) >= len(found.data)
 
 
 def test_target_psnr_on_a_grey_image_is_measured_on_L():
     grey = Image.open(FIXTURES / "val0.png").convert("L")
-    data = jpegplus.encode(grey, target_psnr=30.0)
-    decoded = jpegplus.decode(data)
-    assert decoded.mode == "L"
-    assert target.decoded_psnr(data, np.asarray(grey)) >= 30.0
+    found = target.encode(grey, target.Goal(psnr=30.0))
+    decoded = jpegplus.decode(found.data)
+    assert decoded.mode == "L" and found.trial.psnr >= 30.0
+    assert psnr(np.asarray(grey), np.asarray(decoded)) == pytest.approx(found.trial.psnr, abs=1e-9)
 
 
 def test_targets_out_of_reach_and_bad_arguments(photo):
@@ -148,6 +147,10 @@ def test_targets_out_of_reach_and_bad_arguments(photo):
     for bad in (0, float("nan"), float("inf"), "38"):
         with pytest.raises(ValueError, match="target_psnr must be"):
             jpegplus.encode(photo, target_psnr=bad)
+    with pytest.raises(ValueError, match="not mode CMYK"):
+        jpegplus.encode(photo.convert("CMYK"), target_size=10_000)
+    with pytest.raises(ValueError, match="scale must be"):
+        jpegplus.encode(photo, target_size=10_000, scale=3)
 
 
 def test_save_and_pillow_plugin_take_target_size(photo, tmp_path):
