@@ -176,9 +176,11 @@ def decode_speed(device, size: int, quality: int, repeats: int) -> dict:
 def device_name(device) -> str:
     import torch
 
+    from jpegplus.bundle import default_bundle
+
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
-    return f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads (torch {torch.__version__})"
+    return f"CPU, {os.cpu_count()} cores, networks through {default_bundle().runtime}"
 
 
 def use_checkout_weights() -> None:
