@@ -3,9 +3,10 @@
     jpegplus.encode(image, target_size=150_000)  # the highest quality whose file is at most 150,000 bytes
     jpegplus.encode(image, target_psnr=38.0)     # the smallest file whose jpegplus decode reaches 38 dB
 
-A search over user quality 1..100 in which every trial is a real
-jpegplus.encode (closed-loop scale choice included): the file returned is
-exactly what encode gives at the quality found, and it always meets the target
+A search over user quality 1..100 in which every trial is a real encode, the
+one jpegplus.encode runs (engine.encode, closed-loop scale choice included):
+the file returned is exactly what encode gives at the quality found (with the
+same options), and it always meets the target
 (a file above target_size is never returned). No quality meeting it raises
 TargetError, which says how close the encoder gets.
 
