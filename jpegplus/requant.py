@@ -19,11 +19,15 @@ baseline JPEG. Two choices are made:
 Both numbers are chosen on val/ (training/requant_sweep.py) and stored in the
 weights manifest. Arrays are uint8 (H, W, 3) RGB or (H, W) grey; tables
 (2, 8, 8) luma, chroma. Work is done in bands of BAND rows, so memory stays
-bounded on huge images.
+bounded on huge images, and the bands of an image are shared among
+runtime.workers() threads (numpy releases the GIL in its array loops), each
+with a single-threaded BLAS (runtime.one_blas_thread).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .runtime import one_blas_thread, pool
 
 BAND = 256  # rows per band: a multiple of 16 (one 4:2:0 MCU row)
 
@@ -150,7 +154,8 @@ def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: 
     pad = ((0, -h % 16), (0, -w % 16)) + (() if grey else ((0, 0),))
     src = np.pad(arr, pad, mode="edge")  # libjpeg also repeats the last row and column into partial blocks
     out = np.empty_like(arr)
-    for r in range(0, h, BAND):
+
+    def one_band(r: int) -> None:
         band = src[r:r + BAND].astype(np.float32)
         if grey:
             rec = quantise_plane(band - 128, tables[0], deadzone, eob) + 128
@@ -158,5 +163,8 @@ def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: 
             rec = requantise_band(band, tables, deadzone, eob)
         rows = min(BAND, h - r)
         out[r:r + rows] = np.clip(np.rint(rec[:rows, :w]), 0, 255).astype(np.uint8)
+
+    with one_blas_thread():
+        list(pool().map(one_band, range(0, h, BAND)))  # bands are independent; each writes its own rows
     return out
 

@@ -15,7 +15,7 @@ import pytest
 import jpegplus
 
 REPO = Path(jpegplus.__file__).parent.parent
-RUNTIME = {"numpy", "pillow", "onnxruntime", "tqdm"}
+RUNTIME = {"numpy", "pillow", "onnxruntime", "threadpoolctl", "tqdm"}
 TORCH = {"torch", "safetensors"}
 BENCH = {"jpegplus", "opencv-python-headless", "scipy", "matplotlib", "ssimulacra2"}  # jpegplus[torch]
 

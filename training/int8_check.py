@@ -1,0 +1,133 @@
+"""Would int8 PostNet graphs pay? Static per-channel int8 quantisation of the
+shipped PostNet's ONNX graphs (ONNX Runtime's quantize_static, QDQ, u8
+activations / s8 weights with reduce_range for CPUs without VNNI), measured on
+val/ whole images against the float32 graphs, on the same files:
+
+- BD-rate over PSNR-RGB of the int8 decode against the float32 one (the files
+  are the same, so this is the PSNR int8 loses, expressed in rate);
+- PSNR change per quality;
+- decode time per megapixel of PostNet alone, float32 and int8, alternating
+  image by image (same load for both).
+
+Calibration uses train/ crops (never val/), coded by the shipped encoder at
+several qualities and both scales. Only convolutions are quantised, and not
+all: the fixed ones of the graph (bicubic ×2, the one-hot unshuffle), the
+first and the last stay float32, as do the additions, so the bicubic base
+and the residual sum are exact (quantising them cost 2.4 dB at scale 2).
+
+    python -m training.int8_check --train ../shared/data/train --val ../shared/data/val/cid22 --out runs/int8
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+import jpegplus
+from jpegplus import runtime, segment
+from jpegplus.bundle import default_bundle, weights_dir
+from jpegplus.engine import stored_pixels
+from jpegplus.evaluation.metrics import bd_rate, psnr
+
+QUALITIES = (10, 20, 30, 50, 70, 90)
+CALIBRATION_QUALITIES = (3, 10, 20, 30, 50, 70, 90)
+FLOAT_CONVS = ("/net/stem/Conv", "/net/head/Conv")  # the first and the last convolution
+
+
+def pngs(folder: str) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*.png"))
+
+
+def stored_feed(data: bytes) -> dict:
+    """A jpegplus file → PostNet's ONNX inputs (its stored image and level)."""
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    pixels, level = stored_pixels(im)
+    return {"image": (pixels.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32),
+            "level": np.array([level], np.float32)}
+
+
+def calibration_feeds(train: str, scale: int, count: int, crop: int = 256) -> list[dict]:
+    feeds = []
+    for i, path in enumerate(pngs(train)[::max(1, len(pngs(train)) // count)][:count]):
+        rgb = np.asarray(Image.open(path).convert("RGB"))[:crop * scale, :crop * scale]
+        q = CALIBRATION_QUALITIES[i % len(CALIBRATION_QUALITIES)]
+        feeds.append(stored_feed(jpegplus.encode(rgb, q, scale=scale)))
+    return feeds
+
+
+def quantise(src: Path, dst: Path, feeds: list[dict]) -> None:
+    """int8 QDQ graph of `src` at `dst`, activation ranges from `feeds`."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    fixed = [n.name for n in onnx.load(str(src)).graph.node if n.name.startswith("/net/Conv")]  # no module: fixed
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(src), str(dst), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "ConvTranspose"],
+                    nodes_to_exclude=fixed + list(FLOAT_CONVS))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--val", required=True)
+    ap.add_argument("--out", default="runs/int8")
+    ap.add_argument("--calibration", type=int, default=24, help="train crops per scale")
+    ap.add_argument("--every", type=int, default=1, help="use every n-th val image")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    entry = default_bundle().manifest.models["post"]
+    nets = {"float32": {}, "int8": {}}
+    for g in entry.graphs:
+        dst = out / f"post-s{g.scale}-int8.onnx"
+        quantise(weights_dir() / g.file, dst, calibration_feeds(args.train, g.scale, args.calibration))
+        nets["float32"][g.scale] = runtime.OnnxNet({g.scale: weights_dir() / g.file}, {g.scale: g.reach})
+        nets["int8"][g.scale] = runtime.OnnxNet({g.scale: dst}, {g.scale: g.reach})
+
+    rows = {k: {q: {"bpp": [], "psnr": []} for q in QUALITIES} for k in nets}
+    seconds = {k: 0.0 for k in nets}
+    megapixels = 0.0
+    for path in tqdm(pngs(args.val)[::args.every], desc="val images"):
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        h, w = rgb.shape[:2]
+        for q in QUALITIES:
+            data = jpegplus.encode(rgb, q)
+            scale = segment.of_bytes(data).scale
+            feed = stored_feed(data)
+            megapixels += h * w / 1e6
+            for kind, by_scale in nets.items():
+                t = time.perf_counter()
+                y = by_scale[scale].infer(feed["image"], feed["level"], scale)
+                seconds[kind] += time.perf_counter() - t
+                rec = np.rint(np.clip(y[0, :, :h, :w], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+                rows[kind][q]["bpp"].append(8 * len(data) / (h * w))
+                rows[kind][q]["psnr"].append(psnr(rgb, rec))
+    curve = {k: ([np.mean(v[q]["bpp"]) for q in QUALITIES], [np.mean(v[q]["psnr"]) for q in QUALITIES])
+             for k, v in rows.items()}
+    result = {
+        "bd_rate_int8_vs_float32_pct": bd_rate(*curve["float32"], *curve["int8"]),
+        "psnr_change_db": {q: curve["int8"][1][i] - curve["float32"][1][i] for i, q in enumerate(QUALITIES)},
+        "postnet_ms_per_mp": {k: 1000 * s / megapixels for k, s in seconds.items()},
+        "images": len(pngs(args.val)[::args.every]),
+    }
+    print(json.dumps(result, indent=1))
+    (out / "int8_check.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
