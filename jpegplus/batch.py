@@ -123,6 +123,24 @@ def read_input(src: str) -> bytes:
         return f.read()
 
 
+FILE_MODE = 0o666  # what open(path, "w") asks for; the umask takes its share
+
+
+def current_umask() -> int:
+    """The process's umask: from /proc where Linux shows it (no race with other
+    threads), else by setting it and putting it back."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_output(dst: str, data: bytes) -> None:
     """Write atomically: a hidden temporary file in the same folder, then rename."""
     if dst == STDIO:
@@ -136,6 +154,7 @@ def write_output(dst: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), FILE_MODE & ~current_umask())  # as open() would make it, not mkstemp's 0600
             os.fsync(f.fileno())
         os.replace(tmp, dst)
     except BaseException:  # KeyboardInterrupt included: never leave the partial file

@@ -326,3 +326,15 @@ def test_usage_errors(tree):
         with pytest.raises(SystemExit) as exc:
             cli.main(argv)
         assert exc.value.code == 2, argv
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    # Written under a temporary name (mkstemp makes it 0600), but readable as any new file is.
+    import stat
+
+    from jpegplus import batch
+
+    dst = tmp_path / "out.jpg"
+    batch.write_output(str(dst), b"data")
+    assert stat.S_IMODE(dst.stat().st_mode) == 0o666 & ~batch.current_umask()
+    assert batch.current_umask() == os.umask(os.umask(0o022))
