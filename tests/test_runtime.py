@@ -13,7 +13,7 @@ from PIL import Image
 import jpegplus
 from jpegplus import engine, runtime, tiling
 from jpegplus.bundle import export_onnx, load_bundle
-from jpegplus.models.blocks import bicubic_up2, bicubic_up2_conv
+from jpegplus.models.blocks import bicubic_up2, bicubic_up2_conv, pixel_unshuffle
 from jpegplus.models.nets import BlockPostNet, PostNet, PreNet
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -35,6 +35,14 @@ def test_bicubic_as_convolutions_is_torch_bicubic(shape):
     want = F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
     assert torch.equal(bicubic_up2(y), want)  # what torch runs
     assert (bicubic_up2_conv(y) - want).abs().max() < 1e-6  # what the ONNX graph holds
+
+
+@pytest.mark.parametrize("r", [2, 4])
+def test_unshuffle_as_a_convolution_is_exact(monkeypatch, r):
+    x = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(1))
+    want = F.pixel_unshuffle(x, r)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)  # the graph's arithmetic
+    assert torch.equal(pixel_unshuffle(x, r), want)
 
 
 @pytest.mark.parametrize("cls", [PreNet, PostNet, BlockPostNet])

@@ -1,4 +1,5 @@
-"""Shared building block: a plain conv trunk that works at 1/4 resolution.
+"""Shared building blocks: a plain conv trunk that works at 1/4 resolution, and
+the ops whose ONNX export is written differently from torch's own.
 
 Pixel-unshuffle by 4 turns an (N, 3, H, W) image into (N, 48, H/4, W/4), so a
 3×3 conv sees a 12×12 pixel window and costs 1/16 per output pixel: this is
@@ -47,6 +48,10 @@ def condition_maps(ref: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
     return torch.stack([v.to(ref).reshape(n, 1, 1).expand(n, h, w) for v in values], 1)
 
 
+# What the ONNX graphs hold instead of torch's own op, where ONNX Runtime's version of
+# the op is slow: the same function (tests/test_runtime.py), different arithmetic.
+
+
 def _cubic(t: float, a: float = -0.75) -> float:
     """Keys' cubic convolution kernel at distance t (a = -0.75, as torch's and OpenCV's bicubic)."""
     t = abs(t)
@@ -82,9 +87,6 @@ def bicubic_up2_conv(y: torch.Tensor) -> torch.Tensor:
     both = F.conv2d(rows, taps.reshape(2, 1, 1, 5).repeat(2, 1, 1, 1), groups=2)  # (nc, 4, h, w): (row, col) phase
     return F.pixel_shuffle(both, 2).reshape(n, c, 2 * h, 2 * w)
 
-
-# What the ONNX graphs hold instead of torch's own op, where ONNX Runtime's version of
-# the op is slow: the same function (tests/test_runtime.py), different arithmetic.
 
 def pixel_unshuffle(x: torch.Tensor, r: int) -> torch.Tensor:
     """F.pixel_unshuffle(x, r): (N, C, H, W) → (N, C·r², H/r, W/r). An ONNX export
