@@ -9,6 +9,7 @@ Checks, failing with a message and exit code 1:
   fixtures; scale 2 and grey files too;
 - the Pillow plugin: save, open (header only until load), load;
 - Filter on numpy arrays;
+- the command line: encode with a pool of 2 workers, decode;
 - decode(device="cuda") fails with one clear line naming jpegplus[torch].
 Prints the import time and encode / decode times per megapixel.
 """
@@ -18,6 +19,7 @@ import importlib.util
 import io
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,6 +92,15 @@ def main() -> None:
 
     arr = jpegplus.Filter(quality=40)(ref)
     check(arr.shape == ref.shape and arr.dtype == np.uint8 and psnr(arr, ref) > 28, "Filter on a numpy array")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cli = [sys.executable, "-m", "jpegplus"]
+        coded = subprocess.run([*cli, "encode", str(FIXTURES / "val0.png"), "-o", tmp, "-q", "40", "-j", "2"],
+                               capture_output=True, text=True)
+        back = subprocess.run([*cli, "decode", str(Path(tmp) / "val0.jpg"), "-o", tmp], capture_output=True, text=True)
+        check(coded.returncode == back.returncode == 0 and (Path(tmp) / "val0.png").is_file(),
+              f"command line: encode -j 2 and decode ({coded.stdout.strip()} / {back.stdout.strip()})"
+              + coded.stderr[-500:] + back.stderr[-500:])
 
     try:
         jpegplus.decode(data, device="cuda")
