@@ -155,21 +155,33 @@ def _file_name(name) -> str:
 class OnnxGraph:
     """A network's ONNX graph for one scale (inputs "image" (N, 3, H, W) float32
     in 0..1 and "level" (N,), output "out"), its sha256, and the network's
-    reach(scale): the input pixels of context an output pixel depends on."""
+    reach(scale): the input pixels of context an output pixel depends on.
+    `int8`: optionally, (file, sha256) of the same graph with int8 convolutions
+    (training/int8_check.py measures what it costs)."""
     scale: int
     file: str
     sha256: str
     reach: int
+    int8: tuple[str, str] | None = None
 
     @classmethod
     def from_json(cls, scale: str, raw) -> OnnxGraph:
+        shape = 'onnx: {"1"|"2": {file, sha256, reach, optional int8: {file, sha256}}}'
         if scale not in ("1", "2") or not isinstance(raw, dict) or not isinstance(raw.get("sha256"), str) \
                 or not _whole(raw.get("reach"), 0, 10_000):
-            raise ValueError('onnx: {"1"|"2": {file, sha256, reach}}')
-        return cls(int(scale), _file_name(raw.get("file")), raw["sha256"], int(raw["reach"]))
+            raise ValueError(shape)
+        int8 = raw.get("int8")
+        if int8 is not None:
+            if not isinstance(int8, dict) or not isinstance(int8.get("sha256"), str):
+                raise ValueError(shape)
+            int8 = (_file_name(int8.get("file")), int8["sha256"])
+        return cls(int(scale), _file_name(raw.get("file")), raw["sha256"], int(raw["reach"]), int8)
 
     def to_json(self) -> dict:
-        return {"file": self.file, "sha256": self.sha256, "reach": self.reach}
+        out = {"file": self.file, "sha256": self.sha256, "reach": self.reach}
+        if self.int8:
+            out["int8"] = {"file": self.int8[0], "sha256": self.int8[1]}
+        return out
 
 
 @dataclass(frozen=True)
@@ -194,6 +206,10 @@ class NetEntry:
             raise ValueError('onnx: {"1"|"2": {file, sha256, reach}}')
         graphs = tuple(OnnxGraph.from_json(k, v) for k, v in sorted(onnx.items()))
         return cls(raw["class"], raw["config"], _file_name(raw.get("file")), raw["sha256"], graphs)
+
+    def files(self) -> list[str]:
+        """Every file of this network in the weights folder: safetensors, ONNX graphs, their int8 versions."""
+        return [self.file, *(g.file for g in self.graphs), *(g.int8[0] for g in self.graphs if g.int8)]
 
     def to_json(self) -> dict:
         out = {"class": self.class_name, "config": self.config, "file": self.file, "sha256": self.sha256}
@@ -277,13 +293,15 @@ class Bundle:
     nets: dict
     folder: Path | None = None
     runtime: str = "torch"
+    precision: str = "float32"  # "int8" where int8 ONNX graphs run
 
     @property
     def model_id(self) -> str:
         return self.manifest.model_id
 
     def __repr__(self) -> str:
-        return f"Bundle(model_id={self.model_id!r}, nets={sorted(self.nets)}, runtime={self.runtime!r})"
+        return (f"Bundle(model_id={self.model_id!r}, nets={sorted(self.nets)}, runtime={self.runtime!r}"
+                + (f", precision={self.precision!r})" if self.precision != "float32" else ")"))
 
     def torch_net(self, name: str, device):
         """Network `name` as a torch module on `device` (the GPU path): the bundle's
@@ -322,11 +340,14 @@ def checked_file(folder: Path, name: str, sha256: str) -> Path:
     return path
 
 
-def load_onnx(folder: Path, entry: NetEntry):
-    """One network as a runtime.OnnxNet from its manifest entry's graphs (each sha256-checked)."""
+def load_onnx(folder: Path, entry: NetEntry, precision: str = "int8"):
+    """One network as a runtime.OnnxNet from its manifest entry's graphs (each
+    sha256-checked): their int8 versions where the manifest lists them and
+    `precision` is "int8", else the float32 ones."""
     from .runtime import OnnxNet
 
-    paths = {g.scale: checked_file(folder, g.file, g.sha256) for g in entry.graphs}
+    paths = {g.scale: checked_file(folder, *(g.int8 if g.int8 and precision == "int8" else (g.file, g.sha256)))
+             for g in entry.graphs}
     try:
         return OnnxNet(paths, {g.scale: g.reach for g in entry.graphs})
     except Exception as e:  # onnxruntime raises its own error types for graphs it cannot load
@@ -360,16 +381,19 @@ def load_net(folder: Path, entry: NetEntry):
     return net.eval().to(memory_format=torch.channels_last)  # ≈ 25 % faster convolutions on CPU (oneDNN)
 
 
-def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str | None = None) -> Bundle:
+def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str | None = None,
+                precision: str | None = None) -> Bundle:
     """Read the manifest and load the named networks, checking each sha256, with
     `runtime` ("onnx" or "torch"; None: runtime.choose, ONNX Runtime where the
-    manifest has graphs for all of them and it is installed).
+    manifest has graphs for all of them and it is installed). ONNX Runtime runs
+    the int8 graphs the manifest lists unless `precision` is "float32" (None:
+    runtime.precision(), $JPEGPLUS_PRECISION or "int8").
 
     Every failure (missing or damaged manifest or file, wrong hash, a file that
     is not safetensors or ONNX, tensors that do not fit) is a WeightsError whose
     message says how to fix it; a runtime that is not installed is a
     runtime.RuntimeMissingError naming what to install."""
-    from .runtime import choose
+    from .runtime import choose, precision as default_precision
 
     folder = Path(folder) if folder else weights_dir()
     manifest = read_manifest(folder)
@@ -378,8 +402,14 @@ def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str 
         raise WeightsError(f"weights manifest {folder / 'manifest.json'} lacks {', '.join(map(repr, missing))}. "
                            f"{FIX_HINT}")
     runtime = runtime or choose(all(manifest.models[n].graphs for n in names))
-    load = load_onnx if runtime == "onnx" else load_net
-    return Bundle(manifest, {n: load(folder, manifest.models[n]) for n in names}, folder, runtime)
+    if runtime == "onnx":
+        precision = precision or default_precision()
+        nets = {n: load_onnx(folder, manifest.models[n], precision) for n in names}
+        if not any(g.int8 for n in names for g in manifest.models[n].graphs):
+            precision = "float32"
+    else:
+        nets, precision = {n: load_net(folder, manifest.models[n]) for n in names}, "float32"
+    return Bundle(manifest, nets, folder, runtime, precision)
 
 
 _lock = threading.Lock()
@@ -447,3 +477,32 @@ def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph,
         os.replace(tmp, final)
         graphs.append(OnnxGraph(scale, final.name, digest, int(net.reach(scale))))
     return tuple(graphs)
+
+
+INT8_FLOAT_CONVS = ("/net/stem/Conv", "/net/head/Conv")  # the first and the last convolution stay float32
+
+
+def quantise_int8(src: Path, dst: Path, feeds: list[dict]) -> str:
+    """Write the int8 version of ONNX graph `src` to `dst`; its sha256. Static
+    per-channel quantisation (ONNX Runtime's quantize_static, QDQ, u8
+    activations and s8 weights with reduce_range, for CPUs without VNNI),
+    activation ranges from `feeds` (the graph's inputs). Only convolutions are
+    quantised, and not all: the graph's fixed ones (bicubic ×2, the one-hot
+    unshuffle: nodes outside any module), the first and the last stay float32,
+    as do the additions, so the bicubic base and the residual sum stay exact
+    (quantising them cost 2.4 dB at scale 2). Needs onnx (the train extra)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    fixed = [n.name for n in onnx.load(str(src)).graph.node if n.name.startswith("/net/Conv")]
+    quantize_static(str(src), str(dst), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["Conv", "ConvTranspose"], nodes_to_exclude=fixed + list(INT8_FLOAT_CONVS))
+    return sha256_of(dst)

@@ -6,7 +6,10 @@ files (one graph per network and scale, listed with its sha256 in the manifest).
 torch (`pip install 'jpegplus[torch]'`) runs the same networks from the
 safetensors files: the GPU path (`Filter` on CUDA tensors, `decode(device=...)`)
 and training use it. The two agree within TOLERANCE levels after rounding to
-uint8 (tests/test_runtime.py).
+uint8 (tests/test_runtime.py). Where the manifest also lists int8 PostNet
+graphs, ONNX Runtime runs those ($JPEGPLUS_PRECISION=float32 keeps float32):
+within INT8_TOLERANCE levels of the float32 graphs, INT8_MIN_PSNR dB apart at
+least (training/int8_check.py measures their cost in BD-rate on val/).
 
 Which runtime a bundle uses: $JPEGPLUS_RUNTIME ("onnx" or "torch") when set;
 else ONNX Runtime when it is installed and the manifest lists graphs for every
@@ -27,7 +30,12 @@ import numpy as np
 
 RUNTIME_VAR = "JPEGPLUS_RUNTIME"
 RUNTIMES = ("onnx", "torch")
-TOLERANCE = 1  # max |onnx − torch| per uint8 output value, 0..255 levels
+PRECISION_VAR = "JPEGPLUS_PRECISION"
+PRECISIONS = ("int8", "float32")
+TOLERANCE = 1  # max |onnx float32 − torch| per uint8 output value, 0..255 levels
+# int8 PostNet graphs against the float32 ones, on the same file: max |Δ| per uint8 value, and PSNR between them
+INT8_TOLERANCE = 4
+INT8_MIN_PSNR = 50.0
 TORCH_EXTRA = "pip install 'jpegplus[torch]'"
 
 _threads = 0  # intra-op threads for networks loaded from now on; 0: the runtime's default (physical cores)
@@ -70,6 +78,14 @@ def choose(has_graphs: bool) -> str:
         raise RuntimeMissingError("jpegplus runs its networks with onnxruntime, which is not installed: "
                                   "pip install onnxruntime (or reinstall jpegplus)")
     raise RuntimeMissingError(f"these weights list no ONNX graphs, so their networks need torch: {TORCH_EXTRA}")
+
+
+def precision() -> str:
+    """Which ONNX graphs run where the manifest lists both: $JPEGPLUS_PRECISION, else "int8"."""
+    value = os.environ.get(PRECISION_VAR, "").strip().lower() or "int8"
+    if value not in PRECISIONS:
+        raise ValueError(f"{PRECISION_VAR} must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
 
 
 def set_threads(n: int) -> None:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from jpegplus.evaluation import bench, peers
-from jpegplus.bundle import weights_dir
+from jpegplus.bundle import read_manifest, weights_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -35,10 +35,9 @@ def run(tmp_path_factory):
     (images / "notes.txt").write_text("not an image")
     nofake = root / "nofake"
     nofake.mkdir()
-    manifest = json.loads((weights_dir() / "manifest.json").read_text())
     shutil.copy(weights_dir() / "manifest.json", nofake / "manifest.json")
-    for entry in manifest["models"].values():
-        for name in [entry["file"], *(g["file"] for g in entry.get("onnx", {}).values())]:
+    for entry in read_manifest().models.values():
+        for name in entry.files():
             shutil.copy(weights_dir() / name, nofake / name)
     out = root / "out"
     argv = [str(images), "--out", str(out), "--qualities", *map(str, QUALITIES), "--no-speed",

@@ -147,7 +147,7 @@ def test_bundle_is_used_for_every_input_type(photos):
     assert np.abs(levels(f(to_tensor(photos[:1])))[0] - expected.astype(np.int64)).max() <= 1
     original = np.asarray(photos[0])
     assert psnr(original, expected) > psnr(original, reference(photos[0])) + 3  # really the other ladder
-    assert repr(f) == f"Filter(quality=50, bundle=Bundle(model_id='{real.model_id}', nets=['post', 'pre'], runtime={real.runtime!r}))"
+    assert repr(f) == f"Filter(quality=50, bundle={real!r})" and real.model_id in repr(real)
 
 
 def test_compose_step_and_repr(photos):

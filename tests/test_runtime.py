@@ -13,6 +13,7 @@ from PIL import Image
 import jpegplus
 from jpegplus import engine, runtime, tiling
 from jpegplus.bundle import export_onnx, load_bundle
+from jpegplus.evaluation.metrics import psnr
 from jpegplus.models.blocks import bicubic_up2, bicubic_up2_conv, pixel_unshuffle
 from jpegplus.models.nets import BlockPostNet, PostNet, PreNet
 
@@ -21,7 +22,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="module")
 def bundles():
-    return load_bundle(runtime="onnx"), load_bundle(runtime="torch")
+    return load_bundle(runtime="onnx", precision="float32"), load_bundle(runtime="torch")
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +121,23 @@ def test_thread_setting_reaches_both_runtimes(monkeypatch):
         assert all(s.get_session_options().intra_op_num_threads == 1 for s in net.sessions.values())
     finally:
         torch.set_num_threads(before)
+
+
+def test_int8_postnet_stays_within_its_tolerance(bundles, photo):
+    float32, _ = bundles
+    int8 = load_bundle(runtime="onnx")
+    assert int8.precision == "int8", "the shipped manifest lists int8 PostNet graphs"
+    for quality, scale in ((10, 2), (30, 1), (90, 1)):
+        data = jpegplus.encode(photo, quality, scale=scale, bundle=float32)
+        a, b = (np.asarray(jpegplus.decode(data, bundle=bd)) for bd in (int8, float32))
+        assert np.abs(a.astype(int) - b).max() <= runtime.INT8_TOLERANCE
+        assert psnr(a, b) >= runtime.INT8_MIN_PSNR
+        assert psnr(photo, a) > psnr(photo, b) - 0.05  # what int8 costs against the original: hundredths of a dB
+
+
+def test_precision_is_chosen_by_the_environment(monkeypatch):
+    monkeypatch.setenv(runtime.PRECISION_VAR, "float32")
+    assert load_bundle(runtime="onnx").precision == "float32"
+    monkeypatch.setenv(runtime.PRECISION_VAR, "int4")
+    with pytest.raises(ValueError, match="int8, float32"):
+        load_bundle(runtime="onnx")

@@ -35,9 +35,9 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
-def expect_error(folder: Path, *fragments: str, runtime: str = "torch") -> str:
+def expect_error(folder: Path, *fragments: str, runtime: str = "torch", precision: str | None = None) -> str:
     with pytest.raises(WeightsError) as info:
-        load_bundle(folder, runtime=runtime)
+        load_bundle(folder, runtime=runtime, precision=precision)
     msg = str(info.value)
     assert HINT in msg
     for fragment in fragments:
@@ -52,7 +52,9 @@ def test_copy_loads_and_checks_every_hash(folder):
     for entry in manifest_of(folder)["models"].values():
         assert hashlib.sha256((folder / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
         for graph in entry.get("onnx", {}).values():
-            assert hashlib.sha256((folder / graph["file"]).read_bytes()).hexdigest() == graph["sha256"]
+            for g in (graph, graph.get("int8")):
+                if g:
+                    assert hashlib.sha256((folder / g["file"]).read_bytes()).hexdigest() == g["sha256"]
 
 
 def test_default_runtime_is_onnx_and_graphs_cover_both_scales(folder):
@@ -66,9 +68,15 @@ def onnx_file(folder: Path, name: str, scale: str = "2") -> Path:
     return folder / manifest_of(folder)["models"][name]["onnx"][scale]["file"]
 
 
+def test_missing_int8_graph_unless_float32_is_asked_for(folder):
+    (folder / manifest_of(folder)["models"]["post"]["onnx"]["1"]["int8"]["file"]).unlink()
+    expect_error(folder, "missing", "post-s1-int8-", runtime="onnx")
+    assert load_bundle(folder, runtime="onnx", precision="float32").precision == "float32"
+
+
 def test_missing_onnx_graph(folder):
     onnx_file(folder, "post").unlink()
-    expect_error(folder, "missing", "post-s2-", runtime="onnx")
+    expect_error(folder, "missing", "post-s2-", runtime="onnx", precision="float32")
 
 
 def test_flipped_byte_in_onnx_graph_is_caught_by_sha256(folder):
@@ -85,7 +93,7 @@ def test_onnx_graph_that_does_not_load_even_with_a_matching_hash(folder):
     path.write_bytes(path.read_bytes()[:5000])
     m["models"]["post"]["onnx"]["2"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     write_manifest(folder, m)
-    expect_error(folder, "ONNX graph", "cannot be loaded", runtime="onnx")
+    expect_error(folder, "ONNX graph", "cannot be loaded", runtime="onnx", precision="float32")
 
 
 def test_onnx_entry_malformed_or_leaving_the_folder(folder):

@@ -20,12 +20,22 @@ import hashlib
 import json
 from pathlib import Path
 
-from jpegplus.bundle import Ladder, Manifest, TableFamily, export_onnx, load_bundle, read_manifest, save_net
+from jpegplus.bundle import (Ladder, Manifest, TableFamily, export_onnx, load_bundle, quantise_int8, read_manifest,
+                             save_net)
 from jpegplus.models import build
-from training.common import load_checkpoint, restore_net
+from training.common import int8_calibration_feeds, load_checkpoint, restore_net
 
 
 ONNX_NETS = ("pre", "post")
+
+
+def int8_graph(folder: Path, graph, feeds) -> tuple[str, str]:
+    """(file, sha256) of the int8 version of `graph`, written beside it as <stem>-int8-<sha8>.onnx."""
+    tmp = folder / (Path(graph.file).stem.rsplit("-", 1)[0] + "-int8.tmp")
+    digest = quantise_int8(folder / graph.file, tmp, feeds)
+    final = tmp.with_name(f"{tmp.stem}-{digest[:8]}.onnx")
+    tmp.replace(final)
+    return final.name, digest
 
 
 def identity_ladder() -> Ladder:
@@ -50,6 +60,8 @@ def main(argv=None):
     ap.add_argument("--ladder", help="JSON from training.calibrate")
     ap.add_argument("--tables-from", help="weights folder whose table family is used without --ladder "
                                           "(default: the packaged weights)")
+    ap.add_argument("--int8", metavar="TRAIN_DIR", help="also write int8 PostNet graphs, calibrated on images of "
+                                                        "this folder (train/; training.int8_check measures them)")
     ap.add_argument("--out", default="weights")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -77,6 +89,10 @@ def main(argv=None):
     models = {k: save_net(net, out, k) for k, net in nets.items()}
     for k in ONNX_NETS:  # what encode and decode run; the FakeCodec serves training alone
         models[k] = dataclasses.replace(models[k], graphs=export_onnx(nets[k], out, k))
+    if args.int8:  # PostNet only: decoding's cost; PreNet sets the rate and stays float32
+        models["post"] = dataclasses.replace(models["post"], graphs=tuple(
+            dataclasses.replace(g, int8=int8_graph(out, g, int8_calibration_feeds(args.int8, g.scale)))
+            for g in models["post"].graphs))
     model_id = hashlib.sha256("".join(m.sha256 for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)
     Manifest.from_json(json.loads(json.dumps(manifest.to_json())), out / "manifest.json")  # what loaders will check

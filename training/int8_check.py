@@ -1,7 +1,6 @@
-"""Would int8 PostNet graphs pay? Static per-channel int8 quantisation of the
-shipped PostNet's ONNX graphs (ONNX Runtime's quantize_static, QDQ, u8
-activations / s8 weights with reduce_range for CPUs without VNNI), measured on
-val/ whole images against the float32 graphs, on the same files:
+"""Do int8 PostNet graphs pay? The shipped PostNet's int8 graphs (or, where the
+manifest lists none, new ones made by jpegplus.bundle.quantise_int8 into --out)
+measured on val/ whole images against the float32 graphs, on the same files:
 
 - BD-rate over PSNR-RGB of the int8 decode against the float32 one (the files
   are the same, so this is the PSNR int8 loses, expressed in rate);
@@ -9,11 +8,8 @@ val/ whole images against the float32 graphs, on the same files:
 - decode time per megapixel of PostNet alone, float32 and int8, alternating
   image by image (same load for both).
 
-Calibration uses train/ crops (never val/), coded by the shipped encoder at
-several qualities and both scales. Only convolutions are quantised, and not
-all: the fixed ones of the graph (bicubic ×2, the one-hot unshuffle), the
-first and the last stay float32, as do the additions, so the bicubic base
-and the residual sum are exact (quantising them cost 2.4 dB at scale 2).
+New graphs are calibrated on train/ crops (never val/),
+training.common.int8_calibration_feeds.
 
     python -m training.int8_check --train ../shared/data/train --val ../shared/data/val/cid22 --out runs/int8
 """
@@ -31,13 +27,12 @@ from tqdm import tqdm
 
 import jpegplus
 from jpegplus import runtime, segment
-from jpegplus.bundle import default_bundle, weights_dir
+from jpegplus.bundle import load_bundle, quantise_int8, weights_dir
 from jpegplus.engine import stored_pixels
 from jpegplus.evaluation.metrics import bd_rate, psnr
+from training.common import int8_calibration_feeds
 
 QUALITIES = (10, 20, 30, 50, 70, 90)
-CALIBRATION_QUALITIES = (3, 10, 20, 30, 50, 70, 90)
-FLOAT_CONVS = ("/net/stem/Conv", "/net/head/Conv")  # the first and the last convolution
 
 
 def pngs(folder: str) -> list[Path]:
@@ -53,34 +48,6 @@ def stored_feed(data: bytes) -> dict:
             "level": np.array([level], np.float32)}
 
 
-def calibration_feeds(train: str, scale: int, count: int, crop: int = 256) -> list[dict]:
-    feeds = []
-    for i, path in enumerate(pngs(train)[::max(1, len(pngs(train)) // count)][:count]):
-        rgb = np.asarray(Image.open(path).convert("RGB"))[:crop * scale, :crop * scale]
-        q = CALIBRATION_QUALITIES[i % len(CALIBRATION_QUALITIES)]
-        feeds.append(stored_feed(jpegplus.encode(rgb, q, scale=scale)))
-    return feeds
-
-
-def quantise(src: Path, dst: Path, feeds: list[dict]) -> None:
-    """int8 QDQ graph of `src` at `dst`, activation ranges from `feeds`."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    fixed = [n.name for n in onnx.load(str(src)).graph.node if n.name.startswith("/net/Conv")]  # no module: fixed
-
-    class Feeds(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(feeds)
-
-        def get_next(self):
-            return next(self.it, None)
-
-    quantize_static(str(src), str(dst), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "ConvTranspose"],
-                    nodes_to_exclude=fixed + list(FLOAT_CONVS))
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True)
@@ -91,11 +58,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    entry = default_bundle().manifest.models["post"]
+    reference = load_bundle(precision="float32")  # the files: encoded as float32 graphs would
+    entry = reference.manifest.models["post"]
     nets = {"float32": {}, "int8": {}}
     for g in entry.graphs:
-        dst = out / f"post-s{g.scale}-int8.onnx"
-        quantise(weights_dir() / g.file, dst, calibration_feeds(args.train, g.scale, args.calibration))
+        if g.int8:
+            dst = weights_dir() / g.int8[0]
+        else:
+            dst = out / f"post-s{g.scale}-int8.onnx"
+            quantise_int8(weights_dir() / g.file, dst, int8_calibration_feeds(args.train, g.scale, args.calibration))
         nets["float32"][g.scale] = runtime.OnnxNet({g.scale: weights_dir() / g.file}, {g.scale: g.reach})
         nets["int8"][g.scale] = runtime.OnnxNet({g.scale: dst}, {g.scale: g.reach})
 
@@ -106,7 +77,7 @@ def main(argv=None):
         rgb = np.asarray(Image.open(path).convert("RGB"))
         h, w = rgb.shape[:2]
         for q in QUALITIES:
-            data = jpegplus.encode(rgb, q)
+            data = jpegplus.encode(rgb, q, bundle=reference)
             scale = segment.of_bytes(data).scale
             feed = stored_feed(data)
             megapixels += h * w / 1e6

@@ -398,6 +398,7 @@ def environment(manifest, argv: list[str]) -> dict:
         "machine": f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} logical CPUs",
         "python": platform.python_version(),
         "runtime": default_bundle().runtime,
+        "precision": default_bundle().precision,
         "onnxruntime": onnxruntime.__version__,
         "network_threads": threads() or "the runtime's default (physical cores)",
         "torch": torch.__version__,
@@ -512,7 +513,8 @@ def markdown(results: dict) -> tuple[str, str]:
             "| codec | quality | encode ms/MP | decode ms/MP |",
             "|---|---:|---:|---:|",
         ]
-        labels = {"jpegplus": "jpegplus, ONNX Runtime (the default)", "jpegplus_torch": "jpegplus, torch"}
+        labels = {"jpegplus": f"jpegplus, ONNX Runtime, {env.get('precision', 'float32')} PostNet (the default)",
+                  "jpegplus_torch": "jpegplus, torch"}
         for sp in speeds:
             lines += [f"| {name} | {sp['quality']} | {sp[f'{label}_encode_ms_per_mp']:.0f} | "
                       f"{sp[f'{label}_decode_ms_per_mp']:.0f} |"
