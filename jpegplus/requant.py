@@ -84,6 +84,25 @@ def symbol_bits(levels: np.ndarray) -> np.ndarray:
     return np.where(nonzero, bits, 0).astype(np.float32)
 
 
+# Annex K.3 DC code lengths per size category 0..11 (luminance, chrominance).
+DC_BITS = (np.array([2, 3, 3, 3, 3, 3, 4, 5, 6, 7, 8, 9], np.float32),
+           np.array([2, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], np.float32))
+EOB_BITS = 4.0  # Annex K luminance code length of the end-of-block symbol (0x00)
+
+
+def annex_k_bits(levels: np.ndarray, chroma: bool) -> tuple[float, float]:
+    """Estimated (AC bits, DC bits) of one plane's integer levels (blocks, 64),
+    natural order, blocks in coding order: AC symbols by symbol_bits plus an
+    end-of-block code per block with any AC, DC differences by the Annex K DC
+    code plus their magnitude bits (chroma: the chrominance DC code). The
+    FakeCodec's rate model weighs them (an optimised Huffman code is shorter)."""
+    k = np.asarray(levels, np.int32)
+    ac = float(symbol_bits(k[:, ZIGZAG].T).sum()) + EOB_BITS * float(np.any(k[:, 1:] != 0, 1).sum())
+    size = np.frexp(np.abs(np.diff(k[:, 0], prepend=0)))[1]
+    dc = float((DC_BITS[int(chroma)][np.minimum(size, 11)] + size).sum())
+    return ac, dc
+
+
 def suffix_sum(a: np.ndarray) -> np.ndarray:
     """s[p] = a[p:].sum(0) along the first axis."""
     return a.sum(0, keepdims=True) - np.cumsum(a, 0) + a

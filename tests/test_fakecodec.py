@@ -53,3 +53,29 @@ def test_first_fakecodec_config_and_state_are_unchanged():
     banded = build("FakeCodec", {"channels": 8, "depth": 1, "deadzone": 0.6, "eob": 0.1, "rate_bands": 4})
     assert banded.config["rate_bands"] == 4 and banded.rate_weights.shape == (4, 9)
     assert banded.rate_band(torch.tensor([0.0, 0.3, 0.6, 0.99])).tolist() == [0, 1, 2, 3]
+
+
+def test_annex_k_bits_count_what_the_coder_sends():
+    from jpegplus.requant import DC_BITS, EOB_BITS, annex_k_bits
+
+    flat = np.zeros((10, 64), np.int32)
+    assert annex_k_bits(flat, chroma=False) == (0.0, 10 * DC_BITS[0][0])  # DC differences of 0: size 0 each
+    one = flat.copy()
+    one[3, 1] = 1  # one AC coefficient of size 1 right after DC: symbol 0x01 (2 bits) + 1 bit + an EOB
+    one[0, 0] = -5  # DC difference −5 then +5: size 3 twice
+    ac, dc = annex_k_bits(one, chroma=True)
+    assert ac == 2 + 1 + EOB_BITS
+    assert dc == 8 * DC_BITS[1][0] + 2 * (DC_BITS[1][3] + 3)
+
+
+def test_entropy_rate_model_has_its_own_features():
+    net = build("FakeCodec", {"channels": 8, "depth": 1, "deadzone": 0.6, "eob": 0.2, "rate_bands": 4, "entropy": True})
+    assert net.config["entropy"] and net.rate_weights.shape == (4, 13)
+    again = build("FakeCodec", net.config)  # Net(**config) rebuilds it
+    again.load_state_dict(net.state_dict())
+    image = np.asarray(Image.open(FIXTURE).convert("RGB"))[:64, :64]
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float().requires_grad_()
+    net.rate_weights.fill_(1.0)
+    bits = net(x, torch.from_numpy(read_manifest().tables.tables(40)[None]).float())["bits"]
+    bits.sum().backward()
+    assert bits.item() > 0 and x.grad.abs().sum() > 0  # the soft statistics still carry a gradient

@@ -33,6 +33,7 @@ def main(argv=None):
     ap.add_argument("--ladder", default="runs/ladder.json")
     ap.add_argument("--rebuild", default="runs/rebuild.json")
     ap.add_argument("--val-bench", default=None, help="results.md of `jpegplus bench` on val/")
+    ap.add_argument("--int8-check", default=None, help="int8_check.json of training.int8_check")
     args = ap.parse_args(argv)
     man = read_manifest(args.weights)
     ladder, rebuild = load(args.ladder), load(args.rebuild)
@@ -43,6 +44,17 @@ def main(argv=None):
     for name, e in man.models.items():
         L.append(f"| {name} | {e.class_name} | `{json.dumps(e.config)}` | {params(args.weights, e):,} | "
                  f"{e.file} | `{e.sha256[:16]}…` |")
+    graphs = [(name, g) for name, e in man.models.items() for g in e.graphs]
+    if graphs:
+        L += ["", "ONNX graphs (what ONNX Runtime runs; `training.export` writes them from the networks above):", "",
+              "| network | scale | float32 graph | reach (px) | int8 graph |", "|---|---|---|---|---|"]
+        L += [f"| {name} | {g.scale} | {g.file} | {g.reach} | {g.int8[0] if g.int8 else '—'} |" for name, g in graphs]
+    int8 = load(args.int8_check) if args.int8_check else None
+    if int8:
+        L += ["", f"int8 PostNet against float32 on val/ ({int8['images']} images, the same files; "
+              "`python -m training.int8_check`): BD-rate over PSNR-RGB "
+              f"{int8['bd_rate_int8_vs_float32_pct']:+.2f} %, PSNR change per quality "
+              + ", ".join(f"q{q} {v:+.3f} dB" for q, v in int8["psnr_change_db"].items()) + "."]
     L += ["", f"Quantisation-table family: flatness {man.tables.flatness}, chroma weight "
           f"{man.tables.chroma_weight} (jpegplus/tables.py); requantisation "
           f"{json.dumps(man.tables.requant)} (jpegplus/requant.py, training/requant_sweep.py); all chosen on val/.", ""]
@@ -97,7 +109,8 @@ def main(argv=None):
                      f"{r['rate_mean_abs_err_pct']} % | {r['rate_bias_pct']:+} % |")
     if ladder:
         L += ["", "## Quality ladder check on val/", "",
-              "Real closed-loop encoder against Pillow default at the same quality (mean over val/):", "",
+              "Real closed-loop encoder against Pillow default at the same quality (mean over val/), measured "
+              "when the ladder was calibrated (training/calibrate.py), with the PostNet of that time:", "",
               "| quality | bytes / Pillow's | PSNR gain (dB) | share at scale 2 |", "|---|---|---|---|"]
         for r in ladder["check_val"]:
             L.append(f"| {r['quality']} | {r['bytes_ratio']:.3f} | {r['psnr_gain_db']:+.2f} | {r['scale2_share']:.0%} |")

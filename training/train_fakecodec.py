@@ -36,7 +36,7 @@ def load_folder(pattern: str, limit: int | None = None) -> list[np.ndarray]:
 
 
 def fit_rate(codec, images, rng, per_image: int, requant) -> tuple[np.ndarray, np.ndarray]:
-    """Rate weights (bands, 9) and band edges (bands - 1,) of quantisation level:
+    """Rate weights (bands, features) and band edges (bands - 1,) of quantisation level:
     per band, non-negative least squares of real file bits on the rate features.
     Bands hold equal numbers of the sampled files."""
     feats, bits, levels = [], [], []
@@ -46,7 +46,7 @@ def fit_rate(codec, images, rng, per_image: int, requant) -> tuple[np.ndarray, n
         t = torch.from_numpy(tables).float()
         with torch.no_grad():
             _, coeffs, k = codec.jpeg(batch_to_tensor(np.repeat(im[None], per_image, 0)), t)
-        feats.append(rate_features(coeffs, k, codec.jpeg.deadzone).double().numpy())
+        feats.append(rate_features(coeffs, k, codec.jpeg.deadzone, codec.entropy).double().numpy())
         bits.append(real_bits)
         levels.append(torch.log2(t[:, 0]).mean((1, 2)).numpy() / 8)
     a, b, lv = np.concatenate(feats), np.concatenate(bits), np.concatenate(levels)
@@ -89,6 +89,8 @@ def main(argv=None):
     ap.add_argument("--requant", choices=["encoder", "none"], default="encoder",
                     help="imitate the encoder's requantisation (FAMILY), or libjpeg's own rounding")
     ap.add_argument("--rate-bands", type=int, default=4, help="rate models, one per band of quantisation level")
+    ap.add_argument("--no-entropy", dest="entropy", action="store_false",
+                    help="leave out the Annex K bit estimates from the rate features (the first rate model)")
     ap.add_argument("--train", default="../shared/data/train/cid22", help="images the rate model is fitted on")
     ap.add_argument("--val", default="../shared/data/val/cid22", help="images of the fidelity report")
     cfg = vars(ap.parse_args(argv))
@@ -96,7 +98,7 @@ def main(argv=None):
     requant = FAMILY.requant if cfg["requant"] == "encoder" else {"deadzone": 0.5, "eob": 0.0}
 
     codec = build("FakeCodec", {"channels": cfg["channels"], "depth": cfg["depth"], **requant,
-                                "rate_bands": cfg["rate_bands"]})
+                                "rate_bands": cfg["rate_bands"], "entropy": cfg["entropy"]})
     opt = torch.optim.Adam(codec.correct.parameters(), lr=cfg["lr"])
     ckpt = load_checkpoint(cfg["out"])
     step, wall = 0, 0.0
