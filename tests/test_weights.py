@@ -68,12 +68,6 @@ def onnx_file(folder: Path, name: str, scale: str = "2") -> Path:
     return folder / manifest_of(folder)["models"][name]["onnx"][scale]["file"]
 
 
-def test_missing_int8_graph_unless_float32_is_asked_for(folder):
-    (folder / manifest_of(folder)["models"]["post"]["onnx"]["1"]["int8"]["file"]).unlink()
-    expect_error(folder, "missing", "post-s1-int8-", runtime="onnx")
-    assert load_bundle(folder, runtime="onnx", precision="float32").precision == "float32"
-
-
 def test_missing_onnx_graph(folder):
     onnx_file(folder, "post").unlink()
     expect_error(folder, "missing", "post-s2-", runtime="onnx", precision="float32")
