@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import check_cost  # tests/check_cost.py
+import enhance_gain  # tests/enhance_gain.py
 import progressive_bytes  # tests/progressive_bytes.py
 import thumbnails  # tests/thumbnails.py
 
@@ -33,6 +34,12 @@ def test_check_cost(capsys):
         assert re.search(rf"{task}\s+\d+\.\d\d", out), task
 
 
+def test_enhance_gain(capsys):
+    assert enhance_gain.main([FIXTURES, "-q", "10"]) == 0
+    gain = float(re.search(r"Pillow q10: enhance=True gain ([+-][\d.]+) dB", capsys.readouterr().out).group(1))
+    assert gain > 0.2  # PostNet restores Pillow's own files at quality 10
+
+
 def test_missing_folder_is_a_usage_error(tmp_path):
-    for script in (progressive_bytes, thumbnails, check_cost):
+    for script in (progressive_bytes, thumbnails, check_cost, enhance_gain):
         assert script.main([str(tmp_path)]) == 2

@@ -87,7 +87,9 @@ def main(argv=None):
     if post:
         c = post["config"]
         hardware = "; ".join(f"{r['hardware']} from step {r['from_step']}" for r in post.get("runs", []))
-        L.append(f"| d. PostNet v2 ({man.models['post'].class_name}) from scratch on real JPEG "
+        start = (f"continued from the PostNet of `{c['init']}` at the time (--init, peak lr {c['lr']})"
+                 if c.get("init") else "from scratch")
+        L.append(f"| d. PostNet v2 ({man.models['post'].class_name}) {start} on real JPEG "
                  f"(training/train_post.py) | {post['step']} | {c['seed']} | {c['batch']} × {c['crop']}² | "
                  f"{post.get('wall_s', 0) / 60:.1f} min |")
         L += ["", "Stages b and c trained the shipped PreNet and the first PostNet, which stage d replaced. "
