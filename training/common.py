@@ -184,27 +184,36 @@ def load_checkpoint(path: str):
 CALIBRATION_QUALITIES = (3, 10, 20, 30, 50, 70, 90)
 
 
-def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256) -> list[dict]:
-    """Inputs of PostNet's ONNX graph at `scale` for int8 calibration: `count`
-    images of `folder` (train/, never val/), cropped to crop·scale pixels, coded
-    by the shipped encoder at CALIBRATION_QUALITIES in turn; each {"image" (1, 3,
-    h, w) float32 in 0..1, "level" (1,)} as jpegplus.runtime.OnnxNet feeds them."""
+def postnet_feed(data: bytes) -> dict:
+    """A jpegplus file → the inputs of PostNet's ONNX graph: {"image" (1, 3, h, w)
+    float32 in 0..1, its stored pixels; "level" (1,)}, as jpegplus.runtime.OnnxNet feeds them."""
     import io
+
+    from PIL import Image
+
+    from jpegplus.engine import stored_pixels
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        pixels, level = stored_pixels(im)
+    return {"image": (pixels.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32),
+            "level": np.array([level], np.float32)}
+
+
+def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256) -> list[dict]:
+    """PostNet graph inputs at `scale` for int8 calibration (postnet_feed): `count`
+    images of `folder` (train/, never val/), cropped to crop·scale pixels, coded
+    by the shipped encoder at CALIBRATION_QUALITIES in turn."""
     from pathlib import Path
 
     from PIL import Image
 
     import jpegplus
-    from jpegplus.engine import stored_pixels
 
     paths = sorted(Path(folder).rglob("*.png"))
     feeds = []
     for i, path in enumerate(paths[::max(1, len(paths) // count)][:count]):
         rgb = np.asarray(Image.open(path).convert("RGB"))[:crop * scale, :crop * scale]
-        data = jpegplus.encode(rgb, CALIBRATION_QUALITIES[i % len(CALIBRATION_QUALITIES)], scale=scale)
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            pixels, level = stored_pixels(im)
-        feeds.append({"image": (pixels.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32),
-                      "level": np.array([level], np.float32)})
+        feeds.append(postnet_feed(jpegplus.encode(rgb, CALIBRATION_QUALITIES[i % len(CALIBRATION_QUALITIES)],
+                                                  scale=scale)))
     return feeds

@@ -16,7 +16,6 @@ training.common.int8_calibration_feeds.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
@@ -28,24 +27,14 @@ from tqdm import tqdm
 import jpegplus
 from jpegplus import runtime, segment
 from jpegplus.bundle import load_bundle, quantise_int8, weights_dir
-from jpegplus.engine import stored_pixels
 from jpegplus.evaluation.metrics import bd_rate, psnr
-from training.common import int8_calibration_feeds
+from training.common import int8_calibration_feeds, postnet_feed
 
 QUALITIES = (10, 20, 30, 50, 70, 90)
 
 
 def pngs(folder: str) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*.png"))
-
-
-def stored_feed(data: bytes) -> dict:
-    """A jpegplus file → PostNet's ONNX inputs (its stored image and level)."""
-    im = Image.open(io.BytesIO(data))
-    im.load()
-    pixels, level = stored_pixels(im)
-    return {"image": (pixels.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32),
-            "level": np.array([level], np.float32)}
 
 
 def main(argv=None):
@@ -79,7 +68,7 @@ def main(argv=None):
         for q in QUALITIES:
             data = jpegplus.encode(rgb, q, bundle=reference)
             scale = segment.of_bytes(data).scale
-            feed = stored_feed(data)
+            feed = postnet_feed(data)
             megapixels += h * w / 1e6
             for kind, by_scale in nets.items():
                 t = time.perf_counter()
