@@ -13,7 +13,6 @@ from jpegplus import segment
 from jpegplus.bundle import load_bundle, read_manifest, weights_dir
 from jpegplus.jpeg import decode_array, encode_array
 from jpegplus.evaluation.metrics import psnr
-from jpegplus.tables import jpegplus_tables
 
 
 def pillow_jpeg(arr, quality):
