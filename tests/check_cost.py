@@ -16,13 +16,11 @@ runs each):
 """
 from __future__ import annotations
 
-import argparse
 import io
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, JpegImagePlugin
@@ -31,6 +29,8 @@ import jpegplus
 from jpegplus import segment as seg
 from jpegplus.bundle import resolve
 from jpegplus.jpeg import encode_array
+
+import measure_args  # tests/measure_args.py
 
 
 def best_of(fn, runs: int = 3) -> float:
@@ -68,14 +68,9 @@ def twin_cost(image: Image.Image, quality: int) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="PNG images (e.g. ../shared/data/kodak)")
-    parser.add_argument("-q", "--quality", type=int, default=75)
-    parser.add_argument("-n", "--limit", type=int, default=6, help="first N images (default 6)")
-    args = parser.parse_args(argv)
-    paths = sorted(Path(args.folder).glob("*.png"))[:args.limit]
+    args = measure_args.parser(__doc__, 75, limit=6).parse_args(argv)
+    paths = measure_args.images(args)
     if not paths:
-        print(f"no PNG images in {args.folder}", file=sys.stderr)
         return 2
     rows: dict = {}
     for path in paths:

@@ -5,9 +5,7 @@ whole images, per quality. The README's "Pillow's own files with enhance=True" r
 """
 from __future__ import annotations
 
-import argparse
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -15,22 +13,20 @@ from PIL import Image
 import jpegplus
 from jpegplus.evaluation.metrics import psnr
 
+import measure_args  # tests/measure_args.py
+
 QUALITIES = (10, 20, 30, 50, 70, 90)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder")
-    ap.add_argument("-q", "--qualities", type=int, nargs="+", default=list(QUALITIES))
-    args = ap.parse_args(argv)
-    paths = sorted(p for p in Path(args.folder).glob("*") if p.suffix.lower() == ".png")
+    args = measure_args.parser(__doc__, list(QUALITIES)).parse_args(argv)
+    paths = measure_args.images(args)
     if not paths:
-        print(f"no PNG images in {args.folder}")
         return 2
-    gains = {q: [] for q in args.qualities}
+    gains = {q: [] for q in args.quality}
     for path in paths:
         rgb = np.asarray(Image.open(path).convert("RGB"))
-        for q in args.qualities:
+        for q in args.quality:
             buf = io.BytesIO()
             Image.fromarray(rgb).save(buf, "JPEG", quality=q)
             plain = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))

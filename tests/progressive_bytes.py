@@ -11,7 +11,6 @@ checks that bit for bit).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from pathlib import Path
@@ -19,6 +18,8 @@ from pathlib import Path
 from PIL import Image
 
 import jpegplus
+
+import measure_args  # tests/measure_args.py
 
 
 def measure(paths: list[Path], qualities: list[int]) -> dict:
@@ -50,14 +51,9 @@ def table(rows: dict, n: int) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="PNG images (e.g. ../shared/data/kodak)")
-    parser.add_argument("-q", "--quality", type=int, nargs="+", default=[10, 30, 50, 75, 90])
-    parser.add_argument("-n", "--limit", type=int, default=None, help="first N images only")
-    args = parser.parse_args(argv)
-    paths = sorted(Path(args.folder).glob("*.png"))[:args.limit]
+    args = measure_args.parser(__doc__, [10, 30, 50, 75, 90]).parse_args(argv)
+    paths = measure_args.images(args)
     if not paths:
-        print(f"no PNG images in {args.folder}", file=sys.stderr)
         return 2
     rows = measure(paths, args.quality)
     print(table(rows, len(paths)))

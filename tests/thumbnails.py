@@ -17,7 +17,6 @@ The plugin ships the winner as POST_AT_REDUCED_SIZE; the README gives the figure
 """
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 import time
@@ -30,6 +29,8 @@ import jpegplus
 from jpegplus import plugin
 from jpegplus.evaluation.metrics import psnr
 from jpegplus.jpeg import pillow_only
+
+import measure_args  # tests/measure_args.py
 
 # reduction → thumbnail box (px): thumbnail((b, b)) asks draft() for (2b, 2b), which reduces a
 # 768×512 (or 512×768) Kodak image by min(768 // 2b, 512 // 2b)
@@ -78,14 +79,9 @@ def measure(paths: list[Path], qualities: list[int]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="PNG images (e.g. ../shared/data/kodak)")
-    parser.add_argument("-q", "--quality", type=int, nargs="+", default=[30, 75])
-    parser.add_argument("-n", "--limit", type=int, default=None, help="first N images only")
-    args = parser.parse_args(argv)
-    paths = sorted(Path(args.folder).glob("*.png"))[:args.limit]
+    args = measure_args.parser(__doc__, [30, 75]).parse_args(argv)
+    paths = measure_args.images(args)
     if not paths:
-        print(f"no PNG images in {args.folder}", file=sys.stderr)
         return 2
     results = measure(paths, args.quality)
     print(f"thumbnails of {len(paths)} images: mean PSNR-RGB (dB) against the original's thumbnail, "

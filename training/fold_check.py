@@ -71,7 +71,7 @@ def replay(cases: list[dict], margin: float) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="folder of val/ images (never kodak/)")
+    ap.add_argument("--data", required=True, help="folder of val/ images (the reporting sets are never used for choices)")
     ap.add_argument("--every", type=int, default=1, help="use every n-th image")
     ap.add_argument("--qualities", type=int, nargs="+", default=list(QUALITIES))
     ap.add_argument("--out", help="write the replay table as JSON here")
