@@ -25,13 +25,27 @@ TOLERANCE = 1     # max |tiled - untiled| per channel, 0..255 levels
 
 
 def image_to_array(arr: np.ndarray) -> np.ndarray:
-    """One image: uint8 (H, W, 3) → float32 (1, 3, H, W) in 0..1."""
-    return np.ascontiguousarray(arr.transpose(2, 0, 1)[None] / np.float32(255), np.float32)
+    """One image: uint8 (H, W, 3) → float32 (1, 3, H, W) in 0..1. Transposed as
+    uint8 first, so only one float array is made (fresh large arrays cost page faults)."""
+    return np.divide(np.ascontiguousarray(arr.transpose(2, 0, 1))[None], np.float32(255), dtype=np.float32)
+
+
+def write_image(y: np.ndarray, out: np.ndarray) -> None:
+    """One image: float (1, 3, H, W) in 0..1 → uint8 `out` (H, W, 3), rounded (half
+    to even) and clamped. `y` is overwritten: it is the scratch space, so no
+    temporary image-sized arrays are made."""
+    t = y[0]
+    np.clip(t, 0, 1, out=t)
+    t *= 255
+    np.rint(t, out=t)
+    out[...] = t.transpose(1, 2, 0)  # whole numbers 0..255: the cast is exact
 
 
 def array_to_image(y: np.ndarray) -> np.ndarray:
-    """One image: float (1, 3, H, W) in 0..1 → uint8 (H, W, 3), rounded (half to even) and clamped."""
-    return np.rint(np.clip(y[0], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+    """One image: float (1, 3, H, W) in 0..1 → a new uint8 (H, W, 3) (write_image's rounding); y is kept."""
+    out = np.empty((y.shape[2], y.shape[3], 3), np.uint8)
+    write_image(np.array(y, np.float32), out)
+    return out
 
 
 def halo(net, scale: int) -> int:
@@ -83,5 +97,5 @@ def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[in
             if oy0 >= oy1 or ox0 >= ox1:
                 continue
             cy, cx = (y0 - wy0) * up // down, (x0 - wx0) * up // down
-            out[oy0:oy1, ox0:ox1] = array_to_image(y[:, :, cy:cy + oy1 - oy0, cx:cx + ox1 - ox0])
+            write_image(y[:, :, cy:cy + oy1 - oy0, cx:cx + ox1 - ox0], out[oy0:oy1, ox0:ox1])
     return out
