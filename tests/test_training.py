@@ -13,7 +13,7 @@ import numpy as np
 from jpegplus.bundle import load_bundle, read_manifest
 from jpegplus.models import build
 from training import rebuild
-from training.calibrate import BLEND_TO, byte_budgets
+from training.calibrate import BLEND_TO, bpp, build_ladder, rate_budgets
 from training.common import load_checkpoint, restore_net
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -43,15 +43,29 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     assert type(load_bundle(tmp_path / "weights", runtime="torch").nets["post"]).__name__ == "BlockPostNet"
 
 
-def test_byte_budgets_fall_to_the_floor_below_blend_quality():
-    anchor = np.linspace(5000, 60000, 100)  # Pillow's mean bytes per quality
-    pixels = [512 * 512] * 3
-    budget = byte_budgets(anchor, pixels, floor_bpp=0.08)
-    assert budget[0] == pytest.approx(0.08 * 512 * 512 / 8)
+def test_rate_budgets_fall_to_the_floor_below_blend_quality():
+    anchor = np.linspace(0.3, 4.0, 100)  # Pillow's mean bpp per quality
+    budget = rate_budgets(anchor, floor_bpp=0.08)
+    assert budget[0] == pytest.approx(0.08)
     assert np.all(np.diff(budget) > 0)  # quality keeps its order
     assert np.all(budget <= anchor)
     assert np.array_equal(budget[BLEND_TO - 1:], anchor[BLEND_TO - 1:])
-    assert np.array_equal(byte_budgets(anchor, pixels, floor_bpp=None), anchor)
+    assert np.array_equal(rate_budgets(anchor, floor_bpp=None), anchor)
+
+
+def test_ladder_budgets_mean_bits_per_pixel_as_the_bench_does():
+    # A small and a big image: 4 000 and 40 000 bytes at internal quality 50 are 2 bpp each.
+    small, big = np.zeros((125, 128, 3)), np.zeros((1250, 128, 3))
+    assert bpp(4000, small) == bpp(40000, big) == 2.0
+    g = [10, 50, 90]
+    r1 = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 4.0]])  # bpp per image on the grid
+    p1 = np.array([[30.0, 35.0, 40.0]] * 2)
+    r2 = np.array([[0.5, 1.5, 2.5]] * 2)
+    ladder = build_ladder(np.full(100, 2.0), g, r1, p1, g, r2, p1 - 10, margin_db=1.5)
+    assert ladder.q1[60] == 50  # mean bpp 2.0 at 50, above it beyond
+    assert ladder.q2[60] == 0  # scale 2 is 10 dB below: never tried
+    ladder = build_ladder(np.full(100, 2.0), g, r1, p1, g, r2, p1 - 1, margin_db=1.5)
+    assert ladder.q2[60] == 70  # within the margin, at q1's mean bpp (2.0: halfway from 50 to 90)
 
 
 @pytest.mark.parametrize("scale", [1, 2])

@@ -2,11 +2,13 @@
 per scale, and the λ the closed-loop scale choice uses.
 
 Promise: on average over val/, jpegplus at quality q gives no more bytes and no
-lower PSNR than Pillow (default settings) at q. Below quality 10 the byte
+lower PSNR than Pillow (default settings) at q. "On average" is what the bench
+measures (jpegplus.evaluation.bench.ladder_check): the mean over images of bits
+per pixel, so a small image weighs as much as a big one. Below quality 10 the
 budget falls further, to --floor-bpp at quality 1, so the lowest qualities reach
 the low-rate regime that Pillow's bottom does not. For each q:
-  q1 = highest internal quality whose mean size at scale 1 is within q's budget;
-  q2 = highest internal quality whose mean size at scale 2 is ≤ that of q1 at scale 1
+  q1 = highest internal quality whose mean bpp at scale 1 is within q's budget;
+  q2 = highest internal quality whose mean bpp at scale 2 is ≤ that of q1 at scale 1
        (0 = scale 2 is never tried: it is not within `--s2-margin` dB of scale 1 there);
   λ  = −dMSE/dbpp of the scale-1 curve at q1 (the exchange rate for the choice).
 Then the real encoder (closed loop) is run at q = 10, 20, …, 90 to check the promise.
@@ -38,63 +40,65 @@ GRID2 = [q for q in GRID1 if q <= 90]
 BLEND_TO = 10  # user qualities below this may take fewer bytes than Pillow's (--floor-bpp)
 
 
+def bpp(data: bytes | int, im: np.ndarray) -> float:
+    """Bits per pixel of a file (or a byte count) for image `im` (H, W, 3)."""
+    return 8 * (data if isinstance(data, int) else len(data)) / (im.shape[0] * im.shape[1])
+
+
 def pillow_curve(images) -> tuple[np.ndarray, np.ndarray]:
-    """Mean bytes and mean PSNR of Pillow default JPEG at q = 1..100: arrays (100,)."""
-    size, quality = np.zeros(100), np.zeros(100)
+    """Mean bpp and mean PSNR of Pillow default JPEG at q = 1..100: arrays (100,)."""
+    rate, quality = np.zeros(100), np.zeros(100)
     for im in tqdm(images, desc="pillow"):
         for q in range(1, 101):
             buf = io.BytesIO()
             Image.fromarray(im).save(buf, "JPEG", quality=q)
-            size[q - 1] += buf.tell()
+            rate[q - 1] += bpp(buf.tell(), im)
             quality[q - 1] += psnr(im, np.asarray(Image.open(buf).convert("RGB")))
-    return size / len(images), quality / len(images)
+    return rate / len(images), quality / len(images)
 
 
 def jpegplus_curve(bundle, images, scale: int, grid) -> tuple[np.ndarray, np.ndarray]:
-    """Bytes and PSNR per image (n, len(grid)) of jpegplus forced to `scale`."""
-    size, quality = np.zeros((len(images), len(grid))), np.zeros((len(images), len(grid)))
+    """bpp and PSNR per image (n, len(grid)) of jpegplus forced to `scale`."""
+    rate, quality = np.zeros((len(images), len(grid))), np.zeros((len(images), len(grid)))
     for i, im in enumerate(tqdm(images, desc=f"jpegplus scale {scale}")):
         nets = engine.TiledNets(bundle, [im])
         for j, q in enumerate(grid):
             [data] = engine.encode_candidate(bundle, nets, False, engine.Candidate(scale, q), {})
-            size[i, j] = len(data)
+            rate[i, j] = bpp(data, im)
             quality[i, j] = psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
-    return size, quality
+    return rate, quality
 
 
-def highest_within(grid, mean_size, budget: float) -> int:
-    """Highest integer internal quality whose interpolated mean size ≤ budget (0 if none)."""
+def highest_within(grid, mean_rate, budget: float) -> int:
+    """Highest integer internal quality whose interpolated mean bpp ≤ budget (0 if none)."""
     qs = np.arange(1, 101)
-    sizes = np.interp(qs, grid, mean_size)
-    ok = qs[sizes <= budget]
+    rates = np.interp(qs, grid, mean_rate)
+    ok = qs[rates <= budget]
     return int(ok.max()) if len(ok) else 0
 
 
-def byte_budgets(anchor_size, pixels, floor_bpp: float | None, blend_to: int = BLEND_TO) -> np.ndarray:
-    """Mean bytes allowed per user quality 1..100: Pillow's at that quality, except
-    below `blend_to`, where the budget falls geometrically from Pillow's bytes at
-    `blend_to` to `floor_bpp` bits per pixel at quality 1 (the low-rate regime,
-    which Pillow's bottom does not reach). Quality keeps its order."""
-    budget = np.asarray(anchor_size, float).copy()
+def rate_budgets(anchor_bpp, floor_bpp: float | None, blend_to: int = BLEND_TO) -> np.ndarray:
+    """Mean bpp allowed per user quality 1..100: Pillow's at that quality, except
+    below `blend_to`, where the budget falls geometrically from Pillow's at
+    `blend_to` to `floor_bpp` at quality 1 (the low-rate regime, which Pillow's
+    bottom does not reach). Quality keeps its order."""
+    budget = np.asarray(anchor_bpp, float).copy()
     if floor_bpp:
-        floor = floor_bpp * float(np.mean(pixels)) / 8
         qs = np.arange(1, blend_to)
-        blend = np.exp(np.interp(qs, [1, blend_to], [np.log(floor), np.log(budget[blend_to - 1])]))
+        blend = np.exp(np.interp(qs, [1, blend_to], [np.log(floor_bpp), np.log(budget[blend_to - 1])]))
         budget[:blend_to - 1] = np.minimum(budget[:blend_to - 1], blend)
     return budget
 
 
-def build_ladder(anchor_size, pixels, g1, s1, p1, g2, s2, p2, margin_db: float,
-                 floor_bpp: float | None = None) -> Ladder:
-    """The ladder from Pillow's mean bytes per quality (100,), the images' pixel
-    counts (n,) and jpegplus's bytes and PSNR per image at grids g1 (scale 1) and g2 (scale 2).
-    Each quality's byte budget is byte_budgets(...): q1 is the highest internal
-    quality within it (at least 1), q2 the highest within it and within q1's bytes."""
-    m1, m2 = s1.mean(0), s2.mean(0)
+def build_ladder(anchor_bpp, g1, r1, p1, g2, r2, p2, margin_db: float, floor_bpp: float | None = None) -> Ladder:
+    """The ladder from Pillow's mean bpp per quality (100,) and jpegplus's bpp and
+    PSNR per image (n, grid) at grids g1 (scale 1) and g2 (scale 2). Each
+    quality's budget is rate_budgets(...): q1 is the highest internal quality
+    within it (at least 1), q2 the highest within it and within q1's mean bpp."""
+    m1, m2 = r1.mean(0), r2.mean(0)
     mse1 = (255.0**2 / 10 ** (p1 / 10)).mean(0)
-    bpp1 = (8 * s1 / np.asarray(pixels, float)[:, None]).mean(0)
-    slope = rd_slope(mse1, bpp1, g1)
-    budgets = byte_budgets(anchor_size, pixels, floor_bpp)
+    slope = rd_slope(mse1, m1, g1)
+    budgets = rate_budgets(anchor_bpp, floor_bpp)
     q1s, q2s, lams = [], [], []
     for q in range(1, 101):
         q1 = max(1, highest_within(g1, m1, budgets[q - 1]))
@@ -108,19 +112,20 @@ def build_ladder(anchor_size, pixels, g1, s1, p1, g2, s2, p2, margin_db: float,
     return Ladder(tuple(q1s), tuple(q2s), tuple(lams))
 
 
-def check(bundle, images, anchor_size, anchor_psnr) -> list[dict]:
-    """The real closed-loop encoder at q = 10..90 against Pillow on these images."""
+def check(bundle, images, anchor_bpp, anchor_psnr) -> list[dict]:
+    """The real closed-loop encoder at q = 10..90 against Pillow on these images:
+    mean bpp relative to Pillow's (the bench's bytes ratio) and PSNR gain."""
     rows = []
     for q in tqdm(range(10, 100, 10), desc="check"):
-        size = quality = 0.0
+        rate = quality = 0.0
         halved = 0
         for im in images:
             data = codec.encode(im, q, bundle=bundle)
-            size += len(data)
+            rate += bpp(data, im)
             quality += psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
             halved += segment.of_bytes(data).scale == 2
         n = len(images)
-        rows.append({"quality": q, "bytes_ratio": round(size / n / anchor_size[q - 1], 4),
+        rows.append({"quality": q, "bytes_ratio": round(rate / n / anchor_bpp[q - 1], 4),
                      "psnr_gain_db": round(quality / n - anchor_psnr[q - 1], 3), "scale2_share": round(halved / n, 3)})
     return rows
 
@@ -139,21 +144,20 @@ def main(argv=None):
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     bundle = load_bundle(args.weights)
 
-    anchor_size, anchor_psnr = pillow_curve(images)
-    s1, p1 = jpegplus_curve(bundle, images, 1, GRID1)
-    s2, p2 = jpegplus_curve(bundle, images, 2, GRID2)
-    pixels = [im.shape[0] * im.shape[1] for im in images]
-    ladder = build_ladder(anchor_size, pixels, GRID1, s1, p1, GRID2, s2, p2, args.s2_margin, args.floor_bpp)
+    anchor_bpp, anchor_psnr = pillow_curve(images)
+    r1, p1 = jpegplus_curve(bundle, images, 1, GRID1)
+    r2, p2 = jpegplus_curve(bundle, images, 2, GRID2)
+    ladder = build_ladder(anchor_bpp, GRID1, r1, p1, GRID2, r2, p2, args.s2_margin, args.floor_bpp)
 
     bundle = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, ladder=ladder))
-    rows = check(bundle, images, anchor_size, anchor_psnr)
+    rows = check(bundle, images, anchor_bpp, anchor_psnr)
     for r in rows:
         print(json.dumps(r))
     result = {"tables": bundle.manifest.tables.to_json(), "ladder": ladder.to_json(), "check_val": rows,
               "images": len(images),
-              "curves": {"grid1": GRID1, "bytes1": s1.mean(0).tolist(), "psnr1": p1.mean(0).tolist(),
-                         "grid2": GRID2, "bytes2": s2.mean(0).tolist(), "psnr2": p2.mean(0).tolist(),
-                         "pillow_bytes": anchor_size.tolist(), "pillow_psnr": anchor_psnr.tolist()}}
+              "curves": {"grid1": GRID1, "bpp1": r1.mean(0).tolist(), "psnr1": p1.mean(0).tolist(),
+                         "grid2": GRID2, "bpp2": r2.mean(0).tolist(), "psnr2": p2.mean(0).tolist(),
+                         "pillow_bpp": anchor_bpp.tolist(), "pillow_psnr": anchor_psnr.tolist()}}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
