@@ -73,48 +73,54 @@ class TableFamily:
     requantisation: the manifest's "tables".
 
     Tables are T = m·(S/m)^flatness with chroma weighted by chroma_weight
-    (jpegplus.tables); deadzone and eob are jpegplus.requant's options
-    (absent in older manifests: 0.5 and 0, libjpeg's own quantiser)."""
+    (jpegplus.tables), and by chroma_444 more in 4:4:4 files, which hold four
+    times the chroma coefficients; deadzone and eob are jpegplus.requant's
+    options (absent in older manifests: 0.5 and 0, libjpeg's own quantiser)."""
     flatness: float
     chroma_weight: float
     deadzone: float = 0.5
     eob: float = 0.0
+    chroma_444: float = 2.0
 
-    def tables(self, quality: int) -> np.ndarray:
-        """Tables at internal JPEG quality 1..100: int (2, 8, 8), natural order."""
-        return jpegplus_tables(quality, self.flatness, self.chroma_weight)
+    def tables(self, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
+        """Tables at internal JPEG quality 1..100 for a file of `subsampling`
+        ("4:2:0" or "4:4:4"): int (2, 8, 8), natural order."""
+        weight = self.chroma_weight * (self.chroma_444 if subsampling == "4:4:4" else 1.0)
+        return jpegplus_tables(quality, self.flatness, weight)
 
     @property
     def requant(self) -> dict:
         """{"deadzone", "eob"}: the keyword options of jpegplus.requant.requantise."""
         return {"deadzone": self.deadzone, "eob": self.eob}
 
-    def requantise(self, image: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    def requantise(self, image: np.ndarray, tables: np.ndarray, subsampling: str = "4:2:0") -> np.ndarray:
         """uint8 (H, W, 3) or (H, W) → the same, requantised for `tables` as the encoder does."""
-        return requantise(image, tables, **self.requant)
+        return requantise(image, tables, **self.requant, subsampling=subsampling)
 
     @classmethod
     def from_json(cls, raw) -> TableFamily:
         """From the manifest's "tables" object; ValueError if it is malformed."""
+        optional = ("deadzone", "eob", "chroma_444")
         if not isinstance(raw, dict) or not all(_number(raw.get(k)) for k in ("flatness", "chroma_weight")) \
-                or not all(_number(raw[k]) for k in ("deadzone", "eob") if k in raw):
-            raise ValueError("tables (numbers flatness, chroma_weight; optional deadzone, eob)")
-        return cls(**{k: float(raw[k]) for k in ("flatness", "chroma_weight", "deadzone", "eob") if k in raw})
+                or not all(_number(raw[k]) for k in optional if k in raw):
+            raise ValueError("tables (numbers flatness, chroma_weight; optional deadzone, eob, chroma_444)")
+        return cls(**{k: float(raw[k]) for k in ("flatness", "chroma_weight") + optional if k in raw})
 
     def to_json(self) -> dict:
         return {"flatness": self.flatness, "chroma_weight": self.chroma_weight,
-                "deadzone": self.deadzone, "eob": self.eob}
+                "deadzone": self.deadzone, "eob": self.eob, "chroma_444": self.chroma_444}
 
 
 @dataclass(frozen=True)
 class LadderRow:
     """The encoder's settings for one user quality: internal JPEG quality at
-    scale 1 (q1, 1..100) and at scale 2 (q2, 1..100; 0 = scale 2 is never
-    tried), and λ, the exchange rate of the closed-loop scale choice in MSE
-    (0..255 levels²) per bit per pixel."""
+    scale 1 (q1, 1..100), at scale 2 (q2, 1..100; 0 = scale 2 is never
+    tried) and at scale 1 with 4:4:4 chroma (q444, likewise), and λ, the
+    exchange rate of the closed-loop choice in MSE (0..255 levels²) per bit per pixel."""
     q1: int
     q2: int
     lam: float
+    q444: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,25 +129,29 @@ class Ladder:
     q1: tuple[int, ...]
     q2: tuple[int, ...]
     lam: tuple[float, ...]
+    q444: tuple[int, ...] = (0,) * LADDER_ROWS  # older manifests have none: 4:4:4 is never tried
 
     def row(self, quality: int) -> LadderRow:
         """The row for user quality 1..100 (Pillow's meaning)."""
         if not 1 <= quality <= len(self.q1):
             raise ValueError(f"quality must be 1..{len(self.q1)}, got {quality!r}")
         i = int(quality) - 1
-        return LadderRow(self.q1[i], self.q2[i], self.lam[i])
+        return LadderRow(self.q1[i], self.q2[i], self.lam[i], self.q444[i])
 
     @classmethod
     def from_json(cls, raw) -> Ladder:
         """From the manifest's "ladder" object; ValueError if it is malformed."""
         rows = [raw.get(k) for k in ("q1", "q2", "lambda")] if isinstance(raw, dict) else [None]
+        rows.append(raw.get("q444", [0] * LADDER_ROWS) if isinstance(raw, dict) else None)
         if not all(isinstance(r, list) and len(r) == LADDER_ROWS and all(_number(v) for v in r) for r in rows) \
-                or not all(_whole(q, 1, 100) for q in rows[0]) or not all(_whole(q, 0, 100) for q in rows[1]):
-            raise ValueError(f"ladder ({LADDER_ROWS} rows of q1 1..100, q2 0..100, lambda)")
-        return cls(tuple(int(q) for q in rows[0]), tuple(int(q) for q in rows[1]), tuple(rows[2]))
+                or not all(_whole(q, 1, 100) for q in rows[0]) \
+                or not all(_whole(q, 0, 100) for q in rows[1] + rows[3]):
+            raise ValueError(f"ladder ({LADDER_ROWS} rows of q1 1..100, q2 0..100, lambda; optional q444 0..100)")
+        return cls(tuple(int(q) for q in rows[0]), tuple(int(q) for q in rows[1]), tuple(rows[2]),
+                   tuple(int(q) for q in rows[3]))
 
     def to_json(self) -> dict:
-        return {"q1": list(self.q1), "q2": list(self.q2), "lambda": list(self.lam)}
+        return {"q1": list(self.q1), "q2": list(self.q2), "lambda": list(self.lam), "q444": list(self.q444)}
 
 
 def _file_name(name) -> str:

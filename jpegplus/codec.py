@@ -40,8 +40,8 @@ def encode_plain(image: Image.Image, quality: int, meta: dict, progressive: bool
 
 
 def encode(image, quality: int | None = None, *, target_size: int | None = None, target_psnr: float | None = None,
-           scale: int | None = None, progressive: bool | None = None, keep_metadata: bool = False,
-           bundle: Bundle | None = None, tile: int | None = None, **options) -> bytes:
+           scale: int | None = None, progressive: bool | None = None, subsampling: str | None = None,
+           keep_metadata: bool = False, bundle: Bundle | None = None, tile: int | None = None, **options) -> bytes:
     """Encode a PIL image or uint8 array (H×W×3 RGB or H×W grey) to jpegplus bytes.
 
     quality 1..100 keeps Pillow's meaning (calibrated so that, on average, the
@@ -55,6 +55,9 @@ def encode(image, quality: int | None = None, *, target_size: int | None = None,
     progressive None writes the smaller of a baseline and a progressive file
     (the same coefficients, so the same decoded pixels); True forces
     progressive (libjpeg's default scan script), False baseline.
+    subsampling None lets the closed loop store colour at 4:4:4 where the
+    ladder offers it and it pays (high qualities, fine chroma detail);
+    "4:2:0" always stores 4:2:0 (as does a forced scale).
 
     Metadata follows Pillow's JPEG writer: only the options given (exif,
     icc_profile, dpi, comment, xmp; None drops one) are written, plus the
@@ -75,8 +78,11 @@ def encode(image, quality: int | None = None, *, target_size: int | None = None,
         raise ValueError(f"scale must be None, 1 or 2, got {scale!r}")
     if progressive not in (None, True, False):
         raise ValueError(f"progressive must be None, True or False, got {progressive!r}")
+    if subsampling not in (None, "4:2:0"):
+        raise ValueError(f"subsampling must be None or '4:2:0', got {subsampling!r}")
     if goal is not None:
-        return target.encode(image, goal, scale=scale, progressive=progressive, keep_metadata=keep_metadata,
+        return target.encode(image, goal, scale=scale, progressive=progressive, subsampling=subsampling,
+                             keep_metadata=keep_metadata,
                              bundle=bundle, tile=tile, **options).data
     prep = prepare(image)
     meta = metadata_from(image, options, keep_metadata)
@@ -84,7 +90,8 @@ def encode(image, quality: int | None = None, *, target_size: int | None = None,
         return encode_plain(prep.plain, quality, meta, progressive)
     bundle = resolve(bundle)
     nets = engine.TiledNets(bundle, [prep.rgb], tile)
-    return engine.encode(bundle, nets, prep.grey, quality, scale, meta, progressive=progressive)[0].data
+    return engine.encode(bundle, nets, prep.grey, quality, scale, meta, progressive=progressive,
+                         subsampling=subsampling)[0].data
 
 
 def save(image, fp, quality: int | None = None, **options) -> None:

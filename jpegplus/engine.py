@@ -1,13 +1,15 @@
 """The encoder's decisions, in one place, and the network passes they drive.
 
     quality ─► ladder row (Manifest.ladder.row)
-            ─► candidates: scale 1 at q1, and scale 2 at q2 where the row offers
-               it and the image is big enough (or the one scale the caller forces)
+            ─► candidates: scale 1 at q1; scale 2 at q2 where the row offers it
+               and the image is big enough; scale 1 with 4:4:4 chroma at q444
+               where the row offers it and the image has colour (or the one
+               scale the caller forces, 4:2:0)
             ─► per candidate: PreNet ─► requantisation ─► JPEG with the family's
                tables at that internal quality (baseline or progressive, the
                smaller unless the caller forces one) ─► sealed APP9 segment
-            ─► closed loop (two candidates): decode each file as jpegplus.decode
-               does, cost = MSE + λ·bpp per image, keep the cheaper file
+            ─► closed loop (several candidates): decode each file as jpegplus.decode
+               does, cost = MSE + λ·bpp per image, keep the cheapest file
 
 jpegplus.encode (one image, tiled networks, bounded memory), jpegplus.Filter
 (a torch batch through the networks at once, on the batch's device) and
@@ -45,20 +47,31 @@ ROWS = 256     # rows per chunk when comparing or converting whole images (bound
 
 @dataclass(frozen=True)
 class Candidate:
-    """One way to store an image: at 1/scale of its size, at internal JPEG quality 1..100."""
+    """One way to store an image: at 1/scale of its size, at internal JPEG
+    quality 1..100, with chroma at `subsampling` (jpeg.SUBSAMPLINGS)."""
     scale: int
     quality: int
+    subsampling: str = "4:2:0"
 
 
-def candidates(row: LadderRow, size: tuple[int, int], scale: int | None = None) -> list[Candidate]:
+def candidates(row: LadderRow, size: tuple[int, int], scale: int | None = None,
+               grey: bool = False, subsampling: str | None = None) -> list[Candidate]:
     """What the encoder tries for an image of `size` (w, h) pixels: the forced
-    `scale` alone; else scale 1, and scale 2 too where the row offers it (q2 > 0)
-    and the short side is at least 2·MULTIPLE."""
+    `scale` alone (4:2:0); else scale 1, scale 2 where the row offers it
+    (q2 > 0) and the short side is at least 2·MULTIPLE, and scale 1 with 4:4:4
+    chroma where the row offers it (q444 > 0), the image is in colour and
+    the caller does not force `subsampling` "4:2:0". `subsampling` "4:4:4"
+    with a forced scale is the 4:4:4 candidate alone (rate control probes it)."""
+    if scale is not None and subsampling == "4:4:4":
+        return [Candidate(1, row.q444 or row.q1, "4:4:4")]
     if scale is not None:
         return [Candidate(scale, row.q1 if scale == 1 or row.q2 <= 0 else row.q2)]
+    options = [Candidate(1, row.q1)]
     if row.q2 > 0 and min(size) >= 2 * MULTIPLE:
-        return [Candidate(1, row.q1), Candidate(2, row.q2)]
-    return [Candidate(1, row.q1)]
+        options.append(Candidate(2, row.q2))
+    if row.q444 > 0 and not grey and subsampling != "4:2:0":
+        options.append(Candidate(1, row.q444, "4:4:4"))
+    return options
 
 
 def stored_size(size: tuple[int, int], scale: int) -> tuple[int, int]:
@@ -182,13 +195,14 @@ def layouts(progressive: bool | None) -> tuple[bool, ...]:
 
 
 def encode_stored(bundle: Bundle, stored: np.ndarray, tables: np.ndarray, head: seg.Segment, meta: dict,
-                  progressive: bool | None = None) -> bytes:
+                  progressive: bool | None = None, subsampling: str = "4:2:0") -> bytes:
     """The jpegplus bytes of PreNet's output (uint8 (h, w, 3), or (h, w) grey):
-    the family's requantisation, JPEG with `tables` (baseline, progressive, or
-    the smaller of the two when `progressive` is None; both hold the same
-    coefficients), the sealed segment."""
-    stored = bundle.manifest.tables.requantise(stored, tables)
-    files = [encode_array(stored, tables, extra=head.pack(), progressive=p, **meta) for p in layouts(progressive)]
+    the family's requantisation, JPEG with `tables` and chroma at `subsampling`
+    (baseline, progressive, or the smaller of the two when `progressive` is
+    None; both hold the same coefficients), the sealed segment."""
+    stored = bundle.manifest.tables.requantise(stored, tables, subsampling)
+    files = [encode_array(stored, tables, extra=head.pack(), progressive=p, subsampling=subsampling, **meta)
+             for p in layouts(progressive)]
     return seg.seal(min(files, key=len), head)  # a tie keeps baseline, the first
 
 
@@ -198,11 +212,12 @@ def encode_candidate(bundle: Bundle, nets, grey: bool, candidate: Candidate, met
     `meta` is Pillow's metadata save options (jpegplus.metadata), `progressive`
     the layout (see encode_stored)."""
     h, w = nets.images[0].shape[:2]
-    tables = bundle.manifest.tables.tables(candidate.quality)
+    tables = bundle.manifest.tables.tables(candidate.quality, candidate.subsampling)
     sw, sh = stored_size((w, h), candidate.scale)
     head = seg.Segment(candidate.scale, w, h, sw, sh, bundle.model_id, grey)
     stored = nets.pre(quant_level(tables), candidate.scale, (sw, sh))
-    return [encode_stored(bundle, to_grey(s) if grey else s, tables, head, meta, progressive) for s in stored]
+    return [encode_stored(bundle, to_grey(s) if grey else s, tables, head, meta, progressive, candidate.subsampling)
+            for s in stored]
 
 
 @dataclass
@@ -214,20 +229,22 @@ class Coded:
 
 
 def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, meta: dict, *,
-           keep_rec: bool = False, progressive: bool | None = None, fold: bool = True) -> list[Coded]:
+           keep_rec: bool = False, progressive: bool | None = None, subsampling: str | None = None,
+           fold: bool = True) -> list[Coded]:
     """Encode each of `nets.images` (uint8 (H, W, 3), one size) at user quality
     1..100: every candidate the ladder row offers, and per image the one with
     the lowest MSE + λ·bpp. keep_rec=True also returns each chosen file's
     reconstruction (decoded once here, as the closed loop needs it anyway).
-    `progressive`: the JPEG layout (None: the smaller of baseline and progressive).
+    `progressive`: the JPEG layout (None: the smaller of baseline and progressive);
+    `subsampling` "4:2:0" keeps 4:4:4 out of the candidates (None: the ladder decides).
 
     fold=True first scores the candidates without PostNet (plain decode, bicubic
-    ×2 at scale 2): where one costs FOLD_MARGIN less than the other, it is kept
-    without running PostNet on either; only close calls get the full closed loop.
+    ×2 at scale 2): where one costs FOLD_MARGIN less than every other, it is kept
+    without running PostNet on any; only close calls get the full closed loop.
     fold=False always runs it (training/fold_check.py measures the difference)."""
     h, w = nets.images[0].shape[:2]
     row = bundle.manifest.ladder.row(quality)
-    options = candidates(row, (w, h), scale)
+    options = candidates(row, (w, h), scale, grey, subsampling)
     files = [encode_candidate(bundle, nets, grey, c, meta, progressive) for c in options]
     if len(options) == 1:
         recs = reconstruct(nets, files[0], options[0].scale, (w, h)) if keep_rec else [None] * len(files[0])
@@ -254,7 +271,8 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
     if fold:
         proxy = costs_of(lambda part, s: [plain_image(d, s, (w, h)) for d in part], everyone)
         best = np.argmin(proxy, axis=0)
-        close = [i for i in everyone if proxy.max(0)[i] <= proxy.min(0)[i] * (1 + FOLD_MARGIN)]
+        runner_up = np.sort(proxy, axis=0)[1]
+        close = [i for i in everyone if runner_up[i] <= proxy.min(0)[i] * (1 + FOLD_MARGIN)]
     if close:
         best[close] = np.argmin(costs_of(lambda part, s: reconstruct(nets, part, s, (w, h)), close, keep_rec), axis=0)
     coded = [Coded(files[b][i], kept.get((b, i))) for i, b in enumerate(best)]

@@ -1,4 +1,4 @@
-"""The real JPEG codec (libjpeg-turbo through Pillow): baseline 4:2:0 with
+"""The real JPEG codec (libjpeg-turbo through Pillow): 4:2:0 (or 4:4:4) with
 optimised Huffman tables, reading back what a file holds, and the switch that
 makes a registered jpegplus plugin step aside for Pillow's own JPEG plugin.
 
@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from .tables import pillow_qtables
 
@@ -35,10 +35,13 @@ def bypassed() -> bool:
     return getattr(_state, "depth", 0) > 0
 
 
+SUBSAMPLINGS = ("4:2:0", "4:4:4")  # the chroma layouts jpegplus writes (grey files have none)
+
+
 def encode_array(arr: np.ndarray, tables: np.ndarray, extra: bytes = b"", *, progressive: bool = False,
-                 **metadata) -> bytes:
-    """JPEG bytes of `arr` quantised with `tables` (2, 8, 8), 4:2:0 chroma,
-    optimised Huffman: baseline, or progressive with libjpeg's default scan
+                 subsampling: str = "4:2:0", **metadata) -> bytes:
+    """JPEG bytes of `arr` quantised with `tables` (2, 8, 8), chroma at
+    `subsampling` (one of SUBSAMPLINGS), optimised Huffman: baseline, or progressive with libjpeg's default scan
     script (the same coefficients, so the same decoded pixels). `extra` is raw
     marker segments written after APP0/APP1; `metadata` goes to Pillow (exif,
     icc_profile, dpi, comment, xmp)."""
@@ -49,9 +52,14 @@ def encode_array(arr: np.ndarray, tables: np.ndarray, extra: bytes = b"", *, pro
     buf = io.BytesIO()
     meta = {k: v for k, v in metadata.items() if v is not None}
     with pillow_only():  # Pillow's own writer even while jpegplus.register() is active
-        im.save(buf, "JPEG", qtables=qt, subsampling="4:2:0", optimize=True, progressive=progressive, extra=extra,
+        im.save(buf, "JPEG", qtables=qt, subsampling=subsampling, optimize=True, progressive=progressive, extra=extra,
                 **meta)
     return buf.getvalue()
+
+
+def subsampling_of(im: Image.Image) -> str | None:
+    """The chroma layout of an opened JPEG: "4:4:4", "4:2:2" or "4:2:0" (None: grey or another layout)."""
+    return {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}.get(JpegImagePlugin.get_sampling(im)) if im.mode != "L" else None
 
 
 def decode_array(data: bytes) -> np.ndarray:

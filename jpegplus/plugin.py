@@ -35,7 +35,8 @@ from .metadata import METADATA_KEYS, metadata_from
 FORMAT = "JPEG"
 # Save options jpegplus honours itself: quality (an int 1..100) or its own
 # target_size (bytes) or target_psnr (dB), progressive
-# (and its old spelling progression), optimize (always on), subsampling 4:2:0,
+# (and its old spelling progression), optimize (always on), subsampling 4:2:0
+# (given: always 4:2:0; not given: jpegplus may store 4:4:4 where it pays),
 # the metadata options (exif, icc_profile, dpi, comment, xmp) and its own scale,
 # keep_metadata. These bitstream-level options go to Pillow's writer, which
 # honours them exactly, whenever they ask for something (a true value):
@@ -227,7 +228,8 @@ def _save(im: Image.Image, fp, filename) -> None:
     meta = {k: options[k] for k in METADATA_KEYS if k in options}
     data = codec.encode(im, options.get("quality"), target_size=options.get("target_size"),
                         target_psnr=options.get("target_psnr"), scale=options.get("scale"),
-                        progressive=progressive_option(options), keep_metadata=keep, **meta)
+                        progressive=progressive_option(options), keep_metadata=keep,
+                        subsampling=None if options.get("subsampling", -1) in (-1, None) else "4:2:0", **meta)
     fp.write(data)
 
 

@@ -3,8 +3,8 @@
 libjpeg rounds every DCT coefficient c/Q to the nearest integer. Under an
 entropy coder that is not the best trade, and libjpeg cannot be told to do
 better. But it does not need to be: we quantise the image ourselves — the
-encoder's own colour transform, 2×2 chroma averaging and 8×8 DCT, with the
-file's tables — and hand libjpeg the image those coefficients decode to.
+encoder's own colour transform, 2×2 chroma averaging (4:2:0 files) and 8×8
+DCT, with the file's tables — and hand libjpeg the image those coefficients decode to.
 Re-quantising that image with the same tables gives back the same
 coefficients (up to 8-bit rounding noise), so our choices land in an ordinary
 baseline JPEG. Two choices are made:
@@ -147,23 +147,28 @@ def quantise_plane(plane: np.ndarray, table: np.ndarray, deadzone: float, eob: f
     return rec.reshape(h // 8, w // 8, 8, 8).transpose(0, 2, 1, 3).reshape(h, w)
 
 
-def requantise_band(band: np.ndarray, tables: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
+def requantise_band(band: np.ndarray, tables: np.ndarray, deadzone: float, eob: float,
+                    subsampling: str = "4:2:0") -> np.ndarray:
     """One band (h, w, 3) float32, h and w multiples of 16 → RGB float32 whose
-    4:2:0 JPEG coefficients are the requantised ones."""
+    JPEG coefficients at `subsampling` ("4:2:0" or "4:4:4") are the requantised ones."""
     h, w = band.shape[:2]
     ycc = band @ RGB_TO_YCC.T
     ycc[..., 0] = quantise_plane(ycc[..., 0] - 128, tables[0], deadzone, eob) + 128
     for i in (1, 2):
         full = ycc[..., i]
+        if subsampling == "4:4:4":
+            ycc[..., i] = quantise_plane(full, tables[1], deadzone, eob)
+            continue
         half = full.reshape(h // 2, 2, w // 2, 2).mean((1, 3))  # what the encoder's 2×2 averaging sees
         shift = quantise_plane(half, tables[1], deadzone, eob) - half
         ycc[..., i] = full + np.repeat(np.repeat(shift, 2, 0), 2, 1)  # moves each 2×2 mean by exactly `shift`
     return ycc @ YCC_TO_RGB.T
 
 
-def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: float = 0.0) -> np.ndarray:
+def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: float = 0.0,
+               subsampling: str = "4:2:0") -> np.ndarray:
     """uint8 image (H, W, 3) or (H, W) → the same shape, simplified so that
-    libjpeg with `tables` (4:2:0 for colour) codes it with these choices.
+    libjpeg with `tables` (colour at `subsampling`, "4:2:0" or "4:4:4") codes it with these choices.
     deadzone ≤ 0.5 and eob = 0 (libjpeg's own quantiser) return the input itself."""
     if deadzone <= 0.5 and eob <= 0:
         return arr
@@ -179,7 +184,7 @@ def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: 
         if grey:
             rec = quantise_plane(band - 128, tables[0], deadzone, eob) + 128
         else:
-            rec = requantise_band(band, tables, deadzone, eob)
+            rec = requantise_band(band, tables, deadzone, eob, subsampling)
         rows = min(BAND, h - r)
         out[r:r + rows] = np.clip(np.rint(rec[:rows, :w]), 0, 255).astype(np.uint8)
 

@@ -11,19 +11,20 @@ same options), and it always meets the target
 TargetError, which says how close the encoder gets.
 
 File size need not grow with quality: the closed loop may store quality q at
-half size and q + 1 at full size. The search assumes only what holds at one
-scale, where the ladder's internal quality never falls as user quality rises:
-there, size and decoded PSNR grow with quality. So a trial that misses the
-target at quality q and scale s rules out, at scale s, every harder quality
-(higher ones for a size, lower ones for a PSNR), and a quality stays open while
-some scale the encoder may choose there (engine.candidates) is not ruled out.
-The search bisects the open qualities next to the best found so far: plain
-bisection where one scale is offered (quality 20 and up with the shipped
-ladder, and small images). Where two are, a trial that misses at the scale the
-closed loop chose also encodes the other scale alone (the closed loop's own
-candidate there), so that scale can be ruled out as well; a stretch left open
-only by a scale not yet tried there is probed at its easiest quality, which
-settles all of it at that scale. Its cost is measured in the README.
+half size and q + 1 at full size, or q at 4:4:4 and q + 1 at 4:2:0. The
+search assumes only what holds for one kind of candidate (engine.candidates:
+its scale and chroma subsampling), where the ladder's internal quality never
+falls as user quality rises: there, size and decoded PSNR grow with quality.
+So a trial that misses the target at quality q as kind k rules out, for kind
+k, every harder quality (higher ones for a size, lower ones for a PSNR), and a
+quality stays open while some kind the encoder may choose there is not ruled
+out. The search bisects the open qualities next to the best found so far:
+plain bisection where one kind is offered (small images; qualities where the
+ladder offers neither scale 2 nor 4:4:4). Where more are, a trial that misses
+as the kind the closed loop chose also encodes each other kind alone (the
+closed loop's own candidate there), so that kind can be ruled out as well; a
+stretch left open only by a kind not yet tried there is probed at its easiest
+quality, which settles all of it for that kind. Its cost is measured in the README.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import io
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Hashable
 
 from .errors import TargetError
 
@@ -40,12 +41,12 @@ QUALITIES = tuple(range(1, 101))
 
 @dataclass(frozen=True)
 class Trial:
-    """One encode of a search: user `quality` 1..100, the `scale` its file is
-    stored at (1 or 2), the file, the PSNR in dB of its jpegplus decode against
+    """One encode of a search: user `quality` 1..100, the `kind` of candidate
+    its file is (real encodes: (scale, subsampling)), the file, the PSNR in dB of its jpegplus decode against
     the input (None unless a PSNR is the target), and whether the search forced
-    the scale (a closed-loop candidate alone, not what encode(quality) gives)."""
+    the kind (a closed-loop candidate alone, not what encode(quality) gives)."""
     quality: int
-    scale: int
+    kind: Hashable
     data: bytes
     psnr: float | None = None
     forced: bool = False
@@ -122,33 +123,33 @@ def goal(quality=None, target_size=None, target_psnr=None) -> Goal | None:
 # ---------------------------------------------------------------- the search
 
 def search(goal: Goal, trial: Callable[[int, int | None], Trial],
-           scales: Callable[[int], tuple[int, ...]]) -> Found:
+           kinds: Callable[[int], tuple]) -> Found:
     """Find `goal` over qualities 1..100 (see the module docstring).
 
-    trial(quality, scale): the encode at `quality`, the closed loop's choice
-    when `scale` is None, else that scale alone. scales(quality): the scales
-    the closed loop may choose at `quality`. TargetError when nothing meets it."""
+    trial(quality, kind): the encode at `quality`, the closed loop's choice
+    when `kind` is None, else that kind of candidate alone. kinds(quality): the
+    kinds the closed loop may choose at `quality`. TargetError when nothing meets it."""
     order = goal.order()
     n = len(order)
-    missed_from: dict[int, int] = {}  # scale → first position missed there: it and every harder one miss
+    missed_from: dict = {}  # kind → first position missed as it: it and every harder one miss
     missed, met, trials = set(), [], []
     best = -1  # the hardest position whose file met the goal
 
-    def ruled_out(i: int, scale: int) -> bool:
-        return i >= missed_from.get(scale, n)
+    def ruled_out(i: int, kind) -> bool:
+        return i >= missed_from.get(kind, n)
 
-    def run(quality: int, scale: int | None) -> Trial:
-        trials.append(trial(quality, scale))
+    def run(quality: int, kind) -> Trial:
+        trials.append(trial(quality, kind))
         return trials[-1]
 
     while True:
         open_ = [i for i in range(best + 1, n)
-                 if i not in missed and not all(ruled_out(i, s) for s in scales(order[i]))]
+                 if i not in missed and not all(ruled_out(i, k) for k in kinds(order[i]))]
         if not open_:
             break
         run_ = open_[:next((k for k in range(1, len(open_)) if open_[k] != open_[k - 1] + 1), len(open_))]
         # Bisect the bracket next to the best so far; a run beyond a ruled-out stretch is open only at the
-        # scale nothing has ruled out there yet, and its easiest position decides all of it at that scale.
+        # kind nothing has ruled out there yet, and its easiest position decides all of it for that kind.
         i = run_[len(run_) // 2] if run_[0] == best + 1 else run_[0]
         t = run(order[i], None)
         if goal.met(t):
@@ -156,10 +157,10 @@ def search(goal: Goal, trial: Callable[[int, int | None], Trial],
             met.append(t)
             continue
         missed.add(i)
-        missed_from[t.scale] = min(missed_from.get(t.scale, n), i)
-        for s in scales(order[i]):
-            if not ruled_out(i, s) and not goal.met(run(order[i], s)):
-                missed_from[s] = i
+        missed_from[t.kind] = min(missed_from.get(t.kind, n), i)
+        for k in kinds(order[i]):
+            if not ruled_out(i, k) and not goal.met(run(order[i], k)):
+                missed_from[k] = i
     if not met:
         raise goal.missed(trials)
     return Found(goal.best(met), tuple(trials))
@@ -168,7 +169,8 @@ def search(goal: Goal, trial: Callable[[int, int | None], Trial],
 # ---------------------------------------------------------------- with the real encoder
 
 def encode(image, goal: Goal, *, scale: int | None = None, progressive: bool | None = None,
-           keep_metadata: bool = False, bundle=None, tile: int | None = None, **options) -> Found:
+           subsampling: str | None = None, keep_metadata: bool = False, bundle=None, tile: int | None = None,
+           **options) -> Found:
     """Search for `goal` with real encodes of `image` (a PIL image or uint8
     array): what jpegplus.encode(image, target_size=...) or target_psnr runs,
     returning the Found (the file, its quality, the trials). The options are
@@ -192,25 +194,30 @@ def encode(image, goal: Goal, *, scale: int | None = None, progressive: bool | N
     nets = engine.TiledNets(bundle, [prep.rgb], tile)
     size = (prep.rgb.shape[1], prep.rgb.shape[0])
 
-    def scales(quality: int) -> tuple[int, ...]:
-        return tuple(c.scale for c in engine.candidates(bundle.manifest.ladder.row(quality), size, scale))
+    def kinds(quality: int) -> tuple:
+        row = bundle.manifest.ladder.row(quality)
+        return tuple((c.scale, c.subsampling) for c in engine.candidates(row, size, scale, prep.grey, subsampling))
 
-    def trial(quality: int, forced: int | None) -> Trial:
-        coded = engine.encode(bundle, nets, prep.grey, quality, forced or scale, meta,
-                              keep_rec=goal.psnr is not None, progressive=progressive)[0]
+    def trial(quality: int, forced: tuple | None) -> Trial:
+        s, sub = forced or (scale, subsampling)
+        coded = engine.encode(bundle, nets, prep.grey, quality, s, meta,
+                              keep_rec=goal.psnr is not None, progressive=progressive, subsampling=sub)[0]
         psnr = None if coded.rec is None else psnr_of(engine.image_error(coded.rec, prep.rgb, prep.grey))
-        return Trial(quality, stored_scale(coded.data), coded.data, psnr, forced is not None)
+        return Trial(quality, stored_kind(coded.data), coded.data, psnr, forced is not None)
 
-    return search(goal, trial, scales)
+    return search(goal, trial, kinds)
 
 
-def stored_scale(data: bytes) -> int:
-    """The scale a jpegplus file says it is stored at."""
+def stored_kind(data: bytes) -> tuple[int, str]:
+    """(scale, subsampling) of a jpegplus file: what its segment says and its
+    chroma layout ("4:2:0" for grey files, which engine.candidates gives them)."""
     from PIL import JpegImagePlugin
 
     from . import segment as seg
+    from .jpeg import subsampling_of
 
-    return seg.parse(seg.find(JpegImagePlugin.JpegImageFile(io.BytesIO(data)).applist)).scale
+    im = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+    return seg.parse(seg.find(im.applist)).scale, subsampling_of(im) or "4:2:0"
 
 
 def psnr_of(mse: float) -> float:

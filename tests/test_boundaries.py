@@ -166,6 +166,9 @@ def test_no_segment_is_none_not_an_error():
 
 @pytest.mark.parametrize("row, size, scale, expected", [
     (LadderRow(40, 70, 100.0), (192, 128), None, [(1, 40), (2, 70)]),
+    (LadderRow(80, 0, 9.0, 70), (192, 128), None, [(1, 80), (1, 70, "4:4:4")]),  # the row offers 4:4:4
+    (LadderRow(40, 70, 9.0, 30), (192, 31), None, [(1, 40), (1, 30, "4:4:4")]),
+    (LadderRow(80, 0, 9.0, 70), (192, 128), 1, [(1, 80)]),         # a forced scale is 4:2:0
     (LadderRow(40, 0, 100.0), (192, 128), None, [(1, 40)]),        # the row never offers scale 2
     (LadderRow(40, 70, 100.0), (192, 31), None, [(1, 40)]),        # too small to halve
     (LadderRow(40, 70, 100.0), (192, 128), 2, [(2, 70)]),
@@ -173,7 +176,13 @@ def test_no_segment_is_none_not_an_error():
     (LadderRow(40, 70, 100.0), (192, 128), 1, [(1, 40)]),
 ])
 def test_candidates(row, size, scale, expected):
-    assert [(c.scale, c.quality) for c in engine.candidates(row, size, scale)] == expected
+    got = [(c.scale, c.quality) + ((c.subsampling,) if c.subsampling != "4:2:0" else ())
+           for c in engine.candidates(row, size, scale)]
+    assert got == expected
+
+
+def test_grey_images_are_never_offered_444():
+    assert [c.subsampling for c in engine.candidates(LadderRow(80, 0, 9.0, 70), (192, 128), grey=True)] == ["4:2:0"]
 
 
 def test_rd_cost_is_mse_plus_lambda_bpp():

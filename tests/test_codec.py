@@ -115,3 +115,24 @@ def test_damaged_weights_are_refused(tmp_path):
     post.write_bytes(bytes(raw))
     with pytest.raises(WeightsError, match="damaged"):
         load_bundle(tmp_path / "w", runtime="torch")
+
+
+# ---------------------------------------------------------------- 4:4:4 where it pays
+
+def test_closed_loop_takes_444_where_chroma_detail_pays(offer_444, chroma_stripes):
+    from jpegplus.jpeg import subsampling_of
+
+    arr = chroma_stripes
+    files = {q: jpegplus.encode(arr, 90, bundle=offer_444(q)) for q in (0, 80)}
+    kinds = {q: subsampling_of(Image.open(io.BytesIO(d))) for q, d in files.items()}
+    assert kinds == {0: "4:2:0", 80: "4:4:4"}
+    quality = {q: psnr(np.asarray(jpegplus.decode(d, bundle=offer_444(q))), arr) for q, d in files.items()}
+    assert quality[80] > quality[0] + 3, quality  # what 4:2:0 loses on one-pixel chroma stripes
+    # grey images, a forced scale and a forced subsampling stay 4:2:0
+    grey = np.asarray(Image.fromarray(arr).convert("L"))
+    assert subsampling_of(Image.open(io.BytesIO(jpegplus.encode(grey, 90, bundle=offer_444(80))))) is None
+    for forced in ({"scale": 1}, {"subsampling": "4:2:0"}):
+        data = jpegplus.encode(arr, 90, bundle=offer_444(80), **forced)
+        assert subsampling_of(Image.open(io.BytesIO(data))) == "4:2:0"
+    with pytest.raises(ValueError, match="subsampling must be"):
+        jpegplus.encode(arr, 90, subsampling="4:4:4")

@@ -49,6 +49,25 @@ def test_fewer_bytes_for_a_small_loss(fixture_images, index):
     assert psnr(decode_array(simpler), rgb) > psnr(decode_array(plain), rgb) - 1.2
 
 
+def chroma_fraction(rgb: np.ndarray, table: np.ndarray) -> float:
+    """luma_fraction for Cr at full resolution (the plane a 4:4:4 file codes)."""
+    return luma_fraction(np.repeat(((rgb.astype(np.float32) @ requant.RGB_TO_YCC.T)[..., 2:3] + 128), 3, 2), table)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_444_requantises_full_resolution_chroma_and_libjpeg_keeps_it(fixture_images, index):
+    rgb = fixture_images[index]
+    out = requant.requantise(rgb, TABLES, **OPTIONS, subsampling="4:4:4")
+    assert chroma_fraction(out, TABLES[1]) < min(0.05, chroma_fraction(rgb, TABLES[1]) / 4)
+    assert luma_fraction(out, TABLES[0]) < 0.03
+    plain = encode_array(rgb, TABLES, subsampling="4:4:4")
+    simpler = encode_array(out, TABLES, subsampling="4:4:4")
+    assert len(simpler) < 0.93 * len(plain)
+    assert psnr(decode_array(simpler), rgb) > psnr(decode_array(plain), rgb) - 1.2
+    # and decoding the file gives back (up to 8-bit rounding) the requantised image itself
+    assert psnr(decode_array(simpler), out) > 45
+
+
 def test_shapes_grey_and_odd_sizes_kept(fixture_rgb):
     odd = fixture_rgb[:37, :53]
     out = requant.requantise(odd, TABLES, **OPTIONS)

@@ -113,6 +113,17 @@ def test_target_size_is_the_highest_quality_that_fits(photo):
         assert len(found.trials) <= 12
 
 
+def test_target_size_is_exact_where_the_closed_loop_switches_to_444(offer_444, chroma_stripes):
+    bundle = offer_444(60)  # every quality offers 4:4:4 at internal 60 beside 4:2:0 at the ladder's q1
+    sizes = {q: len(jpegplus.encode(chroma_stripes, q, bundle=bundle)) for q in range(40, 101, 4)}
+    for n in (sizes[60] + 10, sizes[92] - 1):
+        found = target.encode(chroma_stripes, target.Goal(size=n), bundle=bundle)
+        assert len(found.data) <= n and found.data == jpegplus.encode(chroma_stripes, found.quality, bundle=bundle)
+        higher = (len(jpegplus.encode(chroma_stripes, q, bundle=bundle)) for q in range(found.quality + 1, 101))
+        assert all(size > n for size in higher)  # no higher quality fits
+        assert (1, "4:4:4") in {t.kind for t in found.trials}
+
+
 def test_target_psnr_is_reached_after_decoding(photo):
     ref = np.asarray(photo)
     found = target.encode(photo, target.Goal(psnr=33.0))

@@ -221,6 +221,8 @@ def test_default_bundle_is_cached_per_folder(folder, monkeypatch):
     ("ladder.q1", [0] * 100, "ladder"),                       # q1 below 1
     ("ladder.q2", [50.5] * 100, "ladder"),                    # not a whole quality
     ("ladder.lambda", [1.0] * 99, "ladder"),                  # a row short
+    ("ladder.q444", [101] * 100, "ladder"),                   # beyond quality 100
+    ("tables.chroma_444", "2", "tables"),
     ("tables.flatness", "0.3", "tables"),
     ("tables.deadzone", None, "tables"),
     ("model_id", 7, "model_id"),
@@ -244,12 +246,14 @@ def test_manifest_types_read_what_the_json_says(folder):
     m = bundle_mod.read_manifest(folder)
     assert m.to_json() == raw  # nothing lost or added: export writes what loaders read
     row = m.ladder.row(10)
-    assert (row.q1, row.q2, row.lam) == (raw["ladder"]["q1"][9], raw["ladder"]["q2"][9], raw["ladder"]["lambda"][9])
+    assert (row.q1, row.q2, row.lam, row.q444) == tuple(raw["ladder"][k][9] for k in ("q1", "q2", "lambda", "q444"))
     for bad in (0, 101):
         with pytest.raises(ValueError):
             m.ladder.row(bad)
     t = raw["tables"]
     assert np.array_equal(m.tables.tables(50), jpegplus_tables(50, t["flatness"], t["chroma_weight"]))
+    assert np.array_equal(m.tables.tables(50, "4:4:4"),
+                          jpegplus_tables(50, t["flatness"], t["chroma_weight"] * t["chroma_444"]))
     assert m.tables.requant == {"deadzone": t["deadzone"], "eob": t["eob"]}
     assert m.models["post"].file == raw["models"]["post"]["file"]
     assert load_bundle(folder).manifest == m
@@ -263,6 +267,14 @@ def test_older_manifest_without_requantisation_means_libjpegs_quantiser(folder):
     assert family.requant == {"deadzone": 0.5, "eob": 0.0}
     rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     assert family.requantise(rgb, family.tables(50)) is rgb  # libjpeg's own rounding: the input itself
+
+
+def test_older_manifest_without_444_never_tries_it(folder):
+    m = manifest_of(folder)
+    del m["ladder"]["q444"], m["tables"]["chroma_444"]
+    write_manifest(folder, m)
+    read = bundle_mod.read_manifest(folder)
+    assert read.ladder.q444 == (0,) * 100 and read.tables.chroma_444 == 2.0
 
 
 def test_source_checkout_without_install_names_the_fix():

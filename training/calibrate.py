@@ -10,6 +10,8 @@ the low-rate regime that Pillow's bottom does not. For each q:
   q1 = highest internal quality whose mean bpp at scale 1 is within q's budget;
   q2 = highest internal quality whose mean bpp at scale 2 is ≤ that of q1 at scale 1
        (0 = scale 2 is never tried: it is not within `--s2-margin` dB of scale 1 there);
+  q444 = the same for scale 1 with 4:4:4 chroma (its own, coarser chroma table),
+       0 where it is not within `--s444-margin` dB of 4:2:0;
   λ  = −dMSE/dbpp of the scale-1 curve at q1 (the exchange rate for the choice).
 Then the real encoder (closed loop) is run at q = 10, 20, …, 90 to check the promise.
 Both go through the encoder's own engine (jpegplus.engine): the curves at forced
@@ -33,10 +35,12 @@ from tqdm import tqdm
 from jpegplus import codec, engine, segment
 from jpegplus.bundle import Ladder, load_bundle
 from jpegplus.evaluation.metrics import psnr
+from jpegplus.jpeg import subsampling_of
 from training.losses import rd_slope
 
 GRID1 = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 17, 20, 24, 28, 33, 38, 44, 50, 56, 62, 68, 74, 80, 85, 90, 93, 96, 98, 100]
 GRID2 = [q for q in GRID1 if q <= 90]
+GRID444 = [q for q in GRID1 if q >= 24]  # 4:4:4 pays only at high rates
 BLEND_TO = 10  # user qualities below this may take fewer bytes than Pillow's (--floor-bpp)
 
 
@@ -57,13 +61,13 @@ def pillow_curve(images) -> tuple[np.ndarray, np.ndarray]:
     return rate / len(images), quality / len(images)
 
 
-def jpegplus_curve(bundle, images, scale: int, grid) -> tuple[np.ndarray, np.ndarray]:
-    """bpp and PSNR per image (n, len(grid)) of jpegplus forced to `scale`."""
+def jpegplus_curve(bundle, images, scale: int, grid, subsampling: str = "4:2:0") -> tuple[np.ndarray, np.ndarray]:
+    """bpp and PSNR per image (n, len(grid)) of jpegplus forced to `scale` and `subsampling`."""
     rate, quality = np.zeros((len(images), len(grid))), np.zeros((len(images), len(grid)))
-    for i, im in enumerate(tqdm(images, desc=f"jpegplus scale {scale}")):
+    for i, im in enumerate(tqdm(images, desc=f"jpegplus scale {scale} {subsampling}")):
         nets = engine.TiledNets(bundle, [im])
         for j, q in enumerate(grid):
-            [data] = engine.encode_candidate(bundle, nets, False, engine.Candidate(scale, q), {})
+            [data] = engine.encode_candidate(bundle, nets, False, engine.Candidate(scale, q, subsampling), {})
             rate[i, j] = bpp(data, im)
             quality[i, j] = psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
     return rate, quality
@@ -90,26 +94,38 @@ def rate_budgets(anchor_bpp, floor_bpp: float | None, blend_to: int = BLEND_TO) 
     return budget
 
 
-def build_ladder(anchor_bpp, g1, r1, p1, g2, r2, p2, margin_db: float, floor_bpp: float | None = None) -> Ladder:
+def second_quality(q1: int, budget: float, g1, p1, g, r, p, margin_db: float) -> int:
+    """The internal quality of another candidate beside 4:2:0 at scale 1's q1:
+    the highest whose mean bpp (grid g, bpp and PSNR per image r, p) is within
+    `budget`, or 0 (never tried) if none is, or if its mean PSNR is more than
+    `margin_db` below q1's (grid g1, PSNR per image p1)."""
+    q = highest_within(g, r.mean(0), budget)
+    if q and np.interp(q, g, p.mean(0)) < np.interp(q1, g1, p1.mean(0)) - margin_db:
+        return 0
+    return q
+
+
+def build_ladder(anchor_bpp, g1, r1, p1, g2, r2, p2, margin_db: float, floor_bpp: float | None = None,
+                 g444=None, r444=None, p444=None, margin_444: float = 0.5) -> Ladder:
     """The ladder from Pillow's mean bpp per quality (100,) and jpegplus's bpp and
-    PSNR per image (n, grid) at grids g1 (scale 1) and g2 (scale 2). Each
-    quality's budget is rate_budgets(...): q1 is the highest internal quality
-    within it (at least 1), q2 the highest within it and within q1's mean bpp."""
-    m1, m2 = r1.mean(0), r2.mean(0)
+    PSNR per image (n, grid) at grids g1 (scale 1), g2 (scale 2) and g444
+    (scale 1 at 4:4:4; None: never tried). Each quality's budget is
+    rate_budgets(...): q1 is the highest internal quality within it (at least
+    1), q2 and q444 the highest within it and within q1's mean bpp
+    (second_quality, with margins `margin_db` and `margin_444`)."""
+    m1 = r1.mean(0)
     mse1 = (255.0**2 / 10 ** (p1 / 10)).mean(0)
     slope = rd_slope(mse1, m1, g1)
     budgets = rate_budgets(anchor_bpp, floor_bpp)
-    q1s, q2s, lams = [], [], []
+    q1s, q2s, q444s, lams = [], [], [], []
     for q in range(1, 101):
         q1 = max(1, highest_within(g1, m1, budgets[q - 1]))
         budget = min(float(np.interp(q1, g1, m1)), budgets[q - 1])
-        q2 = highest_within(g2, m2, budget)
-        if q2 and np.interp(q2, g2, p2.mean(0)) < np.interp(q1, g1, p1.mean(0)) - margin_db:
-            q2 = 0
         q1s.append(q1)
-        q2s.append(q2)
+        q2s.append(second_quality(q1, budget, g1, p1, g2, r2, p2, margin_db))
+        q444s.append(0 if g444 is None else second_quality(q1, budget, g1, p1, g444, r444, p444, margin_444))
         lams.append(round(float(max(np.interp(q1, g1, slope), 0.01)), 3))
-    return Ladder(tuple(q1s), tuple(q2s), tuple(lams))
+    return Ladder(tuple(q1s), tuple(q2s), tuple(lams), tuple(q444s))
 
 
 def check(bundle, images, anchor_bpp, anchor_psnr) -> list[dict]:
@@ -118,15 +134,17 @@ def check(bundle, images, anchor_bpp, anchor_psnr) -> list[dict]:
     rows = []
     for q in tqdm(range(10, 100, 10), desc="check"):
         rate = quality = 0.0
-        halved = 0
+        halved = full_chroma = 0
         for im in images:
             data = codec.encode(im, q, bundle=bundle)
             rate += bpp(data, im)
             quality += psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
             halved += segment.of_bytes(data).scale == 2
+            full_chroma += subsampling_of(Image.open(io.BytesIO(data))) == "4:4:4"
         n = len(images)
         rows.append({"quality": q, "bytes_ratio": round(rate / n / anchor_bpp[q - 1], 4),
-                     "psnr_gain_db": round(quality / n - anchor_psnr[q - 1], 3), "scale2_share": round(halved / n, 3)})
+                     "psnr_gain_db": round(quality / n - anchor_psnr[q - 1], 3), "scale2_share": round(halved / n, 3),
+                     "share_444": round(full_chroma / n, 3)})
     return rows
 
 
@@ -136,6 +154,8 @@ def main(argv=None):
     ap.add_argument("--data", default="../shared/data/val/cid22")
     ap.add_argument("--out", default="runs/ladder.json")
     ap.add_argument("--s2-margin", type=float, default=1.5, help="dB below scale 1 where scale 2 is still tried")
+    ap.add_argument("--s444-margin", type=float, default=0.5, help="dB below 4:2:0 where 4:4:4 is still tried")
+    ap.add_argument("--no-444", action="store_true", help="never try 4:4:4 (the ladder's q444 all 0)")
     ap.add_argument("--floor-bpp", type=float, default=0.08,
                     help=f"mean bits per pixel at quality 1; qualities below {BLEND_TO} blend up to Pillow's bytes "
                          "(0: Pillow's bytes everywhere)")
@@ -147,7 +167,9 @@ def main(argv=None):
     anchor_bpp, anchor_psnr = pillow_curve(images)
     r1, p1 = jpegplus_curve(bundle, images, 1, GRID1)
     r2, p2 = jpegplus_curve(bundle, images, 2, GRID2)
-    ladder = build_ladder(anchor_bpp, GRID1, r1, p1, GRID2, r2, p2, args.s2_margin, args.floor_bpp)
+    g444, r444, p444 = (None,) * 3 if args.no_444 else (GRID444, *jpegplus_curve(bundle, images, 1, GRID444, "4:4:4"))
+    ladder = build_ladder(anchor_bpp, GRID1, r1, p1, GRID2, r2, p2, args.s2_margin, args.floor_bpp,
+                          g444, r444, p444, args.s444_margin)
 
     bundle = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, ladder=ladder))
     rows = check(bundle, images, anchor_bpp, anchor_psnr)
@@ -157,6 +179,8 @@ def main(argv=None):
               "images": len(images),
               "curves": {"grid1": GRID1, "bpp1": r1.mean(0).tolist(), "psnr1": p1.mean(0).tolist(),
                          "grid2": GRID2, "bpp2": r2.mean(0).tolist(), "psnr2": p2.mean(0).tolist(),
+                         **({} if g444 is None else {"grid444": g444, "bpp444": r444.mean(0).tolist(),
+                                                      "psnr444": p444.mean(0).tolist()}),
                          "pillow_bpp": anchor_bpp.tolist(), "pillow_psnr": anchor_psnr.tolist()}}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:

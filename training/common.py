@@ -95,27 +95,28 @@ class Crops:
 
 
 def sample_tables(rng: np.random.Generator, n: int, standard_share: float = 0.0, *,
-                  qualities: tuple[int, int] = (1, 100), flags: bool = False):
+                  qualities: tuple[int, int] = (1, 100), flags: bool = False, subsampling: str = "4:2:0"):
     """(n, 2, 8, 8) int tables at qualities uniform in qualities[0]..qualities[1]:
-    jpegplus's family, or libjpeg's standard tables for a `standard_share` of the
+    jpegplus's family (for files of `subsampling`), or libjpeg's standard tables for a `standard_share` of the
     samples. With flags=True also returns which samples got the standard tables (n,) bool."""
     out, std = [], []
     for _ in range(n):
         q = int(rng.integers(qualities[0], qualities[1] + 1))
         std.append(rng.random() < standard_share)
-        out.append(standard_tables(q) if std[-1] else FAMILY.tables(q))
+        out.append(standard_tables(q) if std[-1] else FAMILY.tables(q, subsampling))
     return (np.stack(out), np.array(std)) if flags else np.stack(out)
 
 
-def real_jpeg(batch: np.ndarray, tables: np.ndarray, requant=None) -> tuple[np.ndarray, np.ndarray]:
-    """Real libjpeg-turbo round trip of each image: (decoded uint8 batch, file bits (n,)).
+def real_jpeg(batch: np.ndarray, tables: np.ndarray, requant=None,
+              subsampling: str = "4:2:0") -> tuple[np.ndarray, np.ndarray]:
+    """Real libjpeg-turbo round trip of each image at `subsampling`: (decoded uint8 batch, file bits (n,)).
     `requant`: one jpegplus.requant option dict per image (None: libjpeg's own
     quantiser), applied first as jpegplus's encoder does."""
     dec, bits = np.empty_like(batch), np.empty(len(batch))
     for i, (im, t) in enumerate(zip(batch, tables)):
         if requant is not None and requant[i]:
-            im = requantise(im, t, **requant[i])
-        data = encode_array(np.ascontiguousarray(im), t)
+            im = requantise(im, t, **requant[i], subsampling=subsampling)
+        data = encode_array(np.ascontiguousarray(im), t, subsampling=subsampling)
         dec[i], bits[i] = decode_array(data), 8 * len(data)
     return dec, bits
 

@@ -20,9 +20,10 @@ from PIL import Image
 from jpegplus.tables import quant_level, standard_tables
 from training.common import FAMILY, REQUANT, batch_to_tensor, load_pack, real_jpeg
 
-# (name, scale, standard tables?, internal JPEG quality)
-VAL_SETTINGS = [("jp20", 1, False, 20), ("jp50", 1, False, 50), ("jp80", 1, False, 80),
-                ("jp_half30", 2, False, 30), ("std10", 1, True, 10), ("std50", 1, True, 50)]
+# (name, scale, standard tables?, internal JPEG quality, chroma subsampling)
+VAL_SETTINGS = [("jp20", 1, False, 20, "4:2:0"), ("jp50", 1, False, 50, "4:2:0"), ("jp80", 1, False, 80, "4:2:0"),
+                ("jp_half30", 2, False, 30, "4:2:0"), ("std10", 1, True, 10, "4:2:0"), ("std50", 1, True, 50, "4:2:0"),
+                ("jp444_85", 1, False, 85, "4:4:4")]
 
 
 def val_crops(source: str, n: int = 8, size: int = 256) -> np.ndarray:
@@ -54,13 +55,13 @@ def gains(post, pre, crops: np.ndarray) -> dict:
     device = next(post.parameters()).device
     x = batch_to_tensor(crops)
     out = {}
-    for name, scale, standard, q in VAL_SETTINGS:
-        t = standard_tables(q) if standard else FAMILY.tables(int(q))
+    for name, scale, standard, q, subsampling in VAL_SETTINGS:
+        t = standard_tables(q) if standard else FAMILY.tables(int(q), subsampling)
         tables = np.repeat(t[None], len(crops), 0)
         level = torch.full((len(crops),), quant_level(t))
         stored = crops if standard else \
             (pre(x / 255, level, scale).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-        decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(crops))
+        decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(crops), subsampling)
         y = batch_to_tensor(decoded) / 255
         plain = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
         rec = (post(y.to(device), level.to(device), scale).float().cpu().clamp(0, 1) * 255).round()

@@ -4,6 +4,8 @@ Every batch is coded for real, as users' files are:
 - jpegplus files: the shipped (frozen) PreNet, the encoder's requantisation and
   its table family at an internal quality drawn uniformly (Q1 at scale 1, Q2 at
   scale 2, where the ladder may go at low rates), then libjpeg-turbo;
+  a `--share-444` of the other scale-1 batches is stored at 4:4:4 (Q444), as
+  the encoder's closed loop stores colour detail at high qualities;
 - plain JPEGs (`enhance=True`): libjpeg's standard tables at QSTD, for a
   `--standard-share` of the scale-1 batches.
 The loss is the mean per-sample RMSE (0..255 levels): finetune_post measured
@@ -46,6 +48,7 @@ from training.losses import restoration_loss
 Q1 = (5, 100)    # internal quality range of jpegplus files at scale 1
 Q2 = (5, 80)     # and at scale 2 (low rates: the ladder's bottom)
 QSTD = (5, 95)   # standard-table quality of plain JPEGs
+Q444 = (24, 100)  # internal quality of 4:4:4 files (calibrate.GRID444: the ladder offers them at high rates)
 
 _maker: dict = {}  # per process: the pack, the frozen PreNet and the options
 
@@ -66,7 +69,10 @@ def make_batch(index: int):
     crops.rng = rng
     scale = 2 if rng.random() < o["scale2_share"] else 1
     standard = scale == 1 and rng.random() < o["standard_share"]
-    tables = sample_tables(rng, o["batch"], float(standard), qualities=QSTD if standard else (Q2 if scale == 2 else Q1))
+    full_chroma = scale == 1 and not standard and o["share_444"] > 0 and rng.random() < o["share_444"]
+    subsampling = "4:4:4" if full_chroma else "4:2:0"
+    qualities = QSTD if standard else Q444 if full_chroma else Q2 if scale == 2 else Q1
+    tables = sample_tables(rng, o["batch"], float(standard), qualities=qualities, subsampling=subsampling)
     level = np.array([quant_level(t) for t in tables], np.float32)
     x = crops.batch(o["batch"])
     if standard:
@@ -75,13 +81,13 @@ def make_batch(index: int):
         with torch.inference_mode():
             y = o["pre"](batch_to_tensor(x) / 255, torch.from_numpy(level), scale)
         stored = (y.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(tables))
+    decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(tables), subsampling)
     return x, decoded, level, scale
 
 
 def batches(cfg: dict, first: int):
     """Batches first, first + 1, ... made in this process or by a pool of workers."""
-    options = {k: cfg[k] for k in ("seed", "crop", "batch", "scale2_share", "standard_share")}
+    options = {k: cfg[k] for k in ("seed", "crop", "batch", "scale2_share", "standard_share", "share_444")}
     if cfg["workers"] <= 0:
         init_maker(cfg["pack"], cfg["weights"], options)
         index = first
@@ -109,6 +115,8 @@ def main(argv=None):
     ap.add_argument("--config", default='{"channels": 32, "context": 96, "detail_depth": 1, "context_depth": 4}')
     ap.add_argument("--standard-share", type=float, default=0.25, help="share of scale-1 batches coded as plain JPEG")
     ap.add_argument("--scale2-share", type=float, default=0.3, help="share of batches stored at half size")
+    ap.add_argument("--share-444", type=float, default=0.15,
+                    help="share of the other scale-1 jpegplus batches stored at 4:4:4")
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
     ap.add_argument("--init", default=None,
                     help="weights folder whose PostNet a new run starts from (instead of --net/--config from scratch)")
