@@ -12,7 +12,8 @@ import numpy as np
 
 from jpegplus.bundle import load_bundle, read_manifest
 from jpegplus.models import build
-from training import rebuild
+
+from training import calibrate, rebuild
 from training.calibrate import BLEND_TO, bpp, build_ladder, rate_budgets
 from training.common import load_checkpoint, restore_net
 
@@ -105,3 +106,18 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
     shipped = load_bundle(names=("post",), runtime="torch").nets["post"]
     assert trained["class"] == type(shipped).__name__ and trained["config"] == shipped.config
     assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in trained["state"].items())  # lr 0: unchanged
+
+
+def test_ladder_fits_the_closed_loops_mix_not_each_scale_alone():
+    g = [10, 50, 90]
+    r1 = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    p1 = np.array([[25.0, 28.0, 31.0]] * 2)
+    # Scale 2: the first image's file is a little bigger than its scale-1 file but far better, so the closed
+    # loop takes it; the second's is tiny and bad. The scale-2 mean is within q1's everywhere, the mix's is not.
+    r2 = np.array([[1.1, 2.1, 3.1], [0.1, 0.3, 0.5]])
+    p2 = np.array([[40.0, 45.0, 50.0], [20.0, 22.0, 24.0]])
+    ladder = build_ladder(np.full(100, 2.0), g, r1, p1, g, r2, p2, margin_db=100.0)
+    row = ladder.row(60)
+    assert row.q1 == 50 and 0 < row.q2 < 50
+    offered = [(row.q1, g, r1, p1), (row.q2, g, r2, p2)]
+    assert calibrate.mix_rate(row.lam, offered) <= 2.0 < calibrate.mix_rate(row.lam, [offered[0], (row.q2 + 1, g, r2, p2)])

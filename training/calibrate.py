@@ -12,6 +12,10 @@ the low-rate regime that Pillow's bottom does not. For each q:
        (0 = scale 2 is never tried: it is not within `--s2-margin` dB of scale 1 there);
   q444 = the same for scale 1 with 4:4:4 chroma (its own, coarser chroma table),
        0 where it is not within `--s444-margin` dB of 4:2:0;
+  then q2 and q444 are lowered until the closed loop's mix fits q's budget: each
+       image keeps its cheapest candidate (per-image curves), and an image that
+       takes a better but bigger file at scale 2 or 4:4:4 would otherwise
+       push the mean past it (mix_rate);
   λ  = −dMSE/dbpp of the scale-1 curve at q1 (the exchange rate for the choice).
 Then the real encoder (closed loop) is run at q = 10, 20, …, 90 to check the promise.
 Both go through the encoder's own engine (jpegplus.engine): the curves at forced
@@ -105,6 +109,33 @@ def second_quality(q1: int, budget: float, g1, p1, g, r, p, margin_db: float) ->
     return q
 
 
+def mix_rate(lam: float, offered) -> float:
+    """Mean bpp over the images when each keeps the candidate with the lowest
+    MSE + λ·bpp (the closed loop's cost, engine.rd_cost), read off per-image
+    curves. `offered`: (internal quality, grid, bpp (n, grid), PSNR (n, grid))
+    per candidate; quality 0 = not offered."""
+    rates, costs = [], []
+    for q, g, r, p in offered:
+        if q:
+            rate = np.array([np.interp(q, g, row) for row in r])
+            mse = 255.0**2 / 10 ** (np.array([np.interp(q, g, row) for row in p]) / 10)
+            rates.append(rate)
+            costs.append(mse + lam * rate)
+    return float(np.take_along_axis(np.array(rates), np.argmin(costs, 0)[None], 0).mean())
+
+
+def fit_mix(budget: float, lam: float, offered: list, k: int) -> list:
+    """`offered` (as mix_rate's) with candidate k's quality lowered to the highest
+    whose mix fits `budget` (0: none does, the candidate is not offered)."""
+    q, g, r, p = offered[k]
+    for trial in range(q, 0, -1):
+        offered[k] = (trial, g, r, p)
+        if mix_rate(lam, offered) <= budget:
+            return offered
+    offered[k] = (0, g, r, p)
+    return offered
+
+
 def build_ladder(anchor_bpp, g1, r1, p1, g2, r2, p2, margin_db: float, floor_bpp: float | None = None,
                  g444=None, r444=None, p444=None, margin_444: float = 0.5) -> Ladder:
     """The ladder from Pillow's mean bpp per quality (100,) and jpegplus's bpp and
@@ -112,7 +143,8 @@ def build_ladder(anchor_bpp, g1, r1, p1, g2, r2, p2, margin_db: float, floor_bpp
     (scale 1 at 4:4:4; None: never tried). Each quality's budget is
     rate_budgets(...): q1 is the highest internal quality within it (at least
     1), q2 and q444 the highest within it and within q1's mean bpp
-    (second_quality, with margins `margin_db` and `margin_444`)."""
+    (second_quality, with margins `margin_db` and `margin_444`), then lowered
+    until the closed loop's mix fits the budget (fit_mix)."""
     m1 = r1.mean(0)
     mse1 = (255.0**2 / 10 ** (p1 / 10)).mean(0)
     slope = rd_slope(mse1, m1, g1)
@@ -121,10 +153,16 @@ def build_ladder(anchor_bpp, g1, r1, p1, g2, r2, p2, margin_db: float, floor_bpp
     for q in range(1, 101):
         q1 = max(1, highest_within(g1, m1, budgets[q - 1]))
         budget = min(float(np.interp(q1, g1, m1)), budgets[q - 1])
+        lam = round(float(max(np.interp(q1, g1, slope), 0.01)), 3)
+        offered = [(q1, g1, r1, p1), (second_quality(q1, budget, g1, p1, g2, r2, p2, margin_db), g2, r2, p2)]
+        if g444 is not None:
+            offered.append((second_quality(q1, budget, g1, p1, g444, r444, p444, margin_444), g444, r444, p444))
+        for k in range(1, len(offered)):
+            offered = fit_mix(budgets[q - 1], lam, offered, k)
         q1s.append(q1)
-        q2s.append(second_quality(q1, budget, g1, p1, g2, r2, p2, margin_db))
-        q444s.append(0 if g444 is None else second_quality(q1, budget, g1, p1, g444, r444, p444, margin_444))
-        lams.append(round(float(max(np.interp(q1, g1, slope), 0.01)), 3))
+        q2s.append(offered[1][0])
+        q444s.append(offered[2][0] if g444 is not None else 0)
+        lams.append(lam)
     return Ladder(tuple(q1s), tuple(q2s), tuple(lams), tuple(q444s))
 
 
