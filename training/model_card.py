@@ -113,9 +113,11 @@ def main(argv=None):
         L += ["", "## Quality ladder check on val/", "",
               "Real closed-loop encoder against Pillow default at the same quality (mean over val/), measured "
               "when the ladder was calibrated (training/calibrate.py), with the PostNet of that time:", "",
-              "| quality | bytes / Pillow's | PSNR gain (dB) | share at scale 2 |", "|---|---|---|---|"]
+              "| quality | mean bpp / Pillow's | PSNR gain (dB) | share at scale 2 | share at 4:4:4 |",
+              "|---|---|---|---|---|"]
         for r in ladder["check_val"]:
-            L.append(f"| {r['quality']} | {r['bytes_ratio']:.3f} | {r['psnr_gain_db']:+.2f} | {r['scale2_share']:.0%} |")
+            L.append(f"| {r['quality']} | {r['bytes_ratio']:.3f} | {r['psnr_gain_db']:+.2f} | {r['scale2_share']:.0%} "
+                     f"| {r.get('share_444', 0):.0%} |")
     if bench:
         L += ["", "## Benchmark on val/ (`jpegplus bench ../shared/data/val/cid22`)", "", bench]
     path = os.path.join(args.weights, "MODEL_CARD.md")
