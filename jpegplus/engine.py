@@ -74,6 +74,14 @@ def candidates(row: LadderRow, size: tuple[int, int], scale: int | None = None,
     return options
 
 
+def proxy_decides(costs: np.ndarray, margin: float = FOLD_MARGIN) -> np.ndarray:
+    """The fold's rule. costs: (candidates, images) RD costs scored without
+    PostNet. True (per image) where the cheapest costs more than `margin` less
+    than every other, so PostNet need not run to choose."""
+    ranked = np.sort(np.asarray(costs, float), axis=0)
+    return ranked[1] > ranked[0] * (1 + margin)
+
+
 def stored_size(size: tuple[int, int], scale: int) -> tuple[int, int]:
     """(w, h) of the JPEG image that stores an original of `size` (w, h) at `scale`."""
     return -(-size[0] // scale), -(-size[1] // scale)
@@ -271,8 +279,7 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
     if fold:
         proxy = costs_of(lambda part, s: [plain_image(d, s, (w, h)) for d in part], everyone)
         best = np.argmin(proxy, axis=0)
-        runner_up = np.sort(proxy, axis=0)[1]
-        close = [i for i in everyone if runner_up[i] <= proxy.min(0)[i] * (1 + FOLD_MARGIN)]
+        close = [i for i, decided in zip(everyone, proxy_decides(proxy)) if not decided]
     if close:
         best[close] = np.argmin(costs_of(lambda part, s: reconstruct(nets, part, s, (w, h)), close, keep_rec), axis=0)
     coded = [Coded(files[b][i], kept.get((b, i))) for i, b in enumerate(best)]

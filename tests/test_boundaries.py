@@ -187,3 +187,9 @@ def test_grey_images_are_never_offered_444():
 
 def test_rd_cost_is_mse_plus_lambda_bpp():
     assert engine.rd_cost(10.0, 1000, 100 * 80, 4.0) == pytest.approx(10.0 + 4.0 * 8 * 1000 / 8000)
+
+
+def test_fold_decides_only_when_the_best_is_clear_of_every_other():
+    costs = np.array([[100.0, 100.0, 100.0], [106.0, 104.0, 200.0], [300.0, 300.0, 104.0]])  # 3 candidates × 3 images
+    assert engine.proxy_decides(costs, 0.05).tolist() == [True, False, False]
+    assert engine.proxy_decides(costs[:2], 0.05).tolist() == [True, False, True]

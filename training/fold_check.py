@@ -1,12 +1,12 @@
 """How often the encoder's fold (jpegplus.engine.encode, fold=True) picks another
 candidate than the full closed loop, and what that costs, on val/ images.
 
-For every image and user quality where the ladder offers two scales, it scores
-both candidates twice: with PostNet (the full closed loop: MSE + λ·bpp of what
-decode gives) and without (the fold's proxy: a plain decode, bicubic ×2 at
-scale 2). For each margin it then replays the fold's rule (the proxy decides
-when the two proxy costs differ by more than the margin, else the full loop
-does) and prints the share of images decided without PostNet, how many picked
+For every image and user quality where the ladder offers more than one
+candidate (scale 2 at low qualities, 4:4:4 at high ones), it scores each
+twice: with PostNet (the full closed loop: MSE + λ·bpp of what decode gives)
+and without (the fold's proxy: a plain decode, bicubic ×2 at scale 2). For
+each margin it then replays the fold's rule (the proxy decides when its best
+two costs differ by more than the margin, else the full loop does) and prints the share of images decided without PostNet, how many picked
 another file than the full loop, and the loss: total RD cost against the full
 loop's, and the mean PSNR change of the images that differ.
 
@@ -25,7 +25,7 @@ from tqdm import tqdm
 from jpegplus import engine
 from jpegplus.bundle import default_bundle
 
-QUALITIES = (1, 4, 7, 10, 13, 16, 19)
+QUALITIES = (1, 4, 7, 10, 13, 16, 19, 70, 80, 90)
 MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 
@@ -56,7 +56,7 @@ def replay(cases: list[dict], margin: float) -> dict:
         full = [engine.rd_cost(m, b, c["pixels"], c["lam"]) for m, b in zip(c["mse"], c["bytes"])]
         proxy = [engine.rd_cost(m, b, c["pixels"], c["lam"]) for m, b in zip(c["proxy_mse"], c["bytes"])]
         want = int(np.argmin(full))
-        decided = max(proxy) > min(proxy) * (1 + margin)
+        decided = bool(engine.proxy_decides(np.array(proxy)[:, None], margin)[0])
         got = int(np.argmin(proxy)) if decided else want
         early += decided
         differ += got != want
