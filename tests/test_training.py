@@ -121,3 +121,22 @@ def test_ladder_fits_the_closed_loops_mix_not_each_scale_alone():
     assert row.q1 == 50 and 0 < row.q2 < 50
     offered = [(row.q1, g, r1, p1), (row.q2, g, r2, p2)]
     assert calibrate.mix_rate(row.lam, offered) <= 2.0 < calibrate.mix_rate(row.lam, [offered[0], (row.q2 + 1, g, r2, p2)])
+
+
+def test_prenet_stage_trains_prenet_alone_and_resumes(tmp_path, fixture_images):
+    from training import train_pre
+
+    pack = tmp_path / "crops.npy"
+    np.save(pack, np.stack([im[:64, :64] for im in fixture_images]))
+    args = ["--steps", "3", "--batch", "2", "--crop", "32", "--threads", "1", "--eval-every", "3",
+            "--pack", str(pack), "--val", FIXTURES, "--out", str(tmp_path / "pre.pt")]
+    train_pre.main(args)
+    ckpt = load_checkpoint(str(tmp_path / "pre.pt"))
+    assert ckpt["step"] == 3 and set(ckpt["models"]) == {"pre"}
+    shipped = load_bundle(names=("pre",), runtime="torch").nets["pre"].state_dict()
+    trained = restore_net(ckpt["models"]["pre"]).state_dict()
+    assert any(not torch.equal(shipped[k], trained[k]) for k in shipped)  # PreNet moved
+    log = [json.loads(line) for line in open(str(tmp_path / "pre.pt") + ".log")]
+    assert set(log[0]["shipped_real_cost"]) == {f"s{s}q{q}" for s, q in train_pre.EVAL}
+    train_pre.main(args[:1] + ["5"] + args[2:])  # resumes at step 3
+    assert load_checkpoint(str(tmp_path / "pre.pt"))["step"] == 5
