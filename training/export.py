@@ -4,12 +4,14 @@ manifest.json with configs, hashes, the table family and the quality ladder.
 
     python -m training.export --prepost runs/prepost_ft.pt --fakecodec runs/fakecodec.pt --ladder runs/ladder.json
     python -m training.export --post runs/post_v2.pt --base weights --ladder runs/ladder.json --out runs/export
-With --post (a training.train_post checkpoint) PostNet is that network and the
-others (PreNet, FakeCodec) are copied from --base with their training record.
+    python -m training.export --pre runs/pre_v3.pt --post runs/post_v2c.pt --base weights --out runs/export
+With --post (a training.train_post checkpoint) PostNet is that network, with
+--pre (training.train_pre) PreNet, and the others are copied from --base with
+their training record.
 Without --prepost or --post it writes identity networks (a bootstrap for development).
 Without --ladder it writes the table family of the manifest already in
 --tables-from (default: --base, else the packaged weights) and an identity
-ladder (with --post: that manifest's ladder).
+ladder (with --post or --pre: that manifest's ladder).
 The manifest is checked by jpegplus.bundle.Manifest before it is written.
 """
 from __future__ import annotations
@@ -55,6 +57,7 @@ def main(argv=None):
     ap.add_argument("--prepost", help="checkpoint holding 'pre' and 'post'")
     ap.add_argument("--fakecodec", help="checkpoint holding 'fakecodec'")
     ap.add_argument("--post", help="checkpoint holding 'post' alone (training.train_post); the rest from --base")
+    ap.add_argument("--pre", help="checkpoint holding 'pre' alone (training.train_pre); the rest from --base")
     ap.add_argument("--base", help="weights folder the networks --post does not replace come from "
                                    "(default: the packaged weights)")
     ap.add_argument("--ladder", help="JSON from training.calibrate")
@@ -68,15 +71,20 @@ def main(argv=None):
     if args.ladder:
         calibrated = json.loads(Path(args.ladder).read_text())
         tables, ladder = TableFamily.from_json(calibrated["tables"]), Ladder.from_json(calibrated["ladder"])
-    else:  # read before anything in --out is replaced; --post keeps the base's ladder too
+    else:  # read before anything in --out is replaced; --post and --pre keep the base's ladder too
         source = read_manifest(args.tables_from or args.base)
-        tables, ladder = source.tables, source.ladder if args.post else identity_ladder()
+        tables, ladder = source.tables, source.ladder if args.post or args.pre else identity_ladder()
     nets, info = {}, {}
-    if args.post:  # the base networks are read before anything in --out is replaced
+    replaced = {k: path for k, path in (("pre", args.pre), ("post", args.post)) if path}
+    if replaced:  # the base networks are read before anything in --out is replaced
         base = read_manifest(args.base)
-        nets = dict(load_bundle(args.base, names=tuple(k for k in base.models if k != "post"), runtime="torch").nets)
-        info = {k: v for k, v in base.training.items() if k != "post"}
-        nets["post"], info["post"] = restore(args.post, "post")
+        kept = tuple(k for k in base.models if k not in replaced)
+        nets = dict(load_bundle(args.base, names=kept, runtime="torch").nets)
+        info = {k: v for k, v in base.training.items() if k not in replaced}
+        for k, path in replaced.items():
+            nets[k], info[k] = restore(path, k)
+            if k in base.training and (k == "pre" or info[k]["config"].get("init")):  # a continued run: keep
+                info[k]["continued_from"] = base.training[k]                          # the record it went on from
     elif args.prepost:
         nets["pre"], info["prepost"] = restore(args.prepost, "pre")
         nets["post"], _ = restore(args.prepost, "post")

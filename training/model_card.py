@@ -84,17 +84,31 @@ def main(argv=None):
             L.append(f"| c. PostNet on real JPEG{extra} | {pp.get('finetune_steps')} | {ft['seed']} | {ft['batch']} × "
                      f"{ft['crop']}² | {pp.get('finetune_wall_s', 0) / 60:.1f} min |")
     post = tr.get("post", {})
-    if post:
+    chain = []  # the PostNet's runs, oldest first: each continued run records the one it went on from
+    while post:
+        chain.insert(0, post)
+        post = post.get("continued_from", {})
+    hardware = []
+    for i, post in enumerate(chain):
         c = post["config"]
-        hardware = "; ".join(f"{r['hardware']} from step {r['from_step']}" for r in post.get("runs", []))
-        start = (f"continued from the PostNet of `{c['init']}` at the time (--init, peak lr {c['lr']})"
-                 if c.get("init") else "from scratch")
-        L.append(f"| d. PostNet v2 ({man.models['post'].class_name}) {start} on real JPEG "
+        hardware += [f"d{i + 1} on {r['hardware']} from its step {r['from_step']}" for r in post.get("runs", [])]
+        start = (f"continued from the run above (--init, peak lr {c['lr']})" if i else
+                 f"continued from an earlier PostNet (--init {c['init']}, peak lr {c['lr']})") if c.get("init") \
+            else "from scratch"
+        extra = f", {c['share_444']:.0%} of the other scale-1 batches at 4:4:4" if c.get("share_444") else ""
+        L.append(f"| d{i + 1}. PostNet v2 ({man.models['post'].class_name}) {start} on real JPEG{extra} "
                  f"(training/train_post.py) | {post['step']} | {c['seed']} | {c['batch']} × {c['crop']}² | "
                  f"{post.get('wall_s', 0) / 60:.1f} min |")
-        L += ["", "Stages b and c trained the shipped PreNet and the first PostNet, which stage d replaced. "
-              f"Stage d's hardware: {hardware or 'not recorded'} (its first {post.get('runs', [{}])[0].get('from_step', 0)} "
-              "steps ran on the same CPU before hardware was recorded)."]
+    pre = tr.get("pre", {})
+    if pre:
+        c = pre["config"]
+        L.append(f"| e. PreNet through the FakeCodec in front of the PostNet above, continued from stage b's "
+                 f"(training/train_pre.py, peak lr {c['lr']}) | {pre['step']} | {c['seed']} | {c['batch']} × "
+                 f"{c['crop']}² | {pre.get('wall_s', 0) / 60:.1f} min |")
+    if chain:
+        L += ["", "Stages b and c trained the first PreNet and PostNet; stage d replaced that PostNet"
+              + (" and stage e retrained the PreNet" if pre else "") + f". Stage d's hardware: "
+              + ("; ".join(hardware) or "not recorded") + "."]
     if rebuild:
         total = sum(v["wall_s"] for v in rebuild.values())
         L += ["", f"Whole rebuild (all stages incl. the ablation and calibration): {total / 60:.0f} min. Per stage: "
