@@ -57,7 +57,7 @@ def encode(image, quality: int | None = None, *, target_size: int | None = None,
     progressive (libjpeg's default scan script), False baseline.
     subsampling None lets the closed loop store colour at 4:4:4 where the
     ladder offers it and it pays (high qualities, fine chroma detail);
-    "4:2:0" always stores 4:2:0 (as does a forced scale).
+    "4:2:0" always stores 4:2:0.
 
     Metadata follows Pillow's JPEG writer: only the options given (exif,
     icc_profile, dpi, comment, xmp; None drops one) are written, plus the

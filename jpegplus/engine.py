@@ -56,18 +56,19 @@ class Candidate:
 
 def candidates(row: LadderRow, size: tuple[int, int], scale: int | None = None,
                grey: bool = False, subsampling: str | None = None) -> list[Candidate]:
-    """What the encoder tries for an image of `size` (w, h) pixels: the forced
-    `scale` alone (4:2:0); else scale 1, scale 2 where the row offers it
-    (q2 > 0) and the short side is at least 2·MULTIPLE, and scale 1 with 4:4:4
-    chroma where the row offers it (q444 > 0), the image is in colour and
-    the caller does not force `subsampling` "4:2:0". `subsampling` "4:4:4"
-    with a forced scale is the 4:4:4 candidate alone (rate control probes it)."""
+    """What the encoder tries for an image of `size` (w, h) pixels: scale 1;
+    scale 2 where the row offers it (q2 > 0) and the short side is at least
+    2·MULTIPLE; scale 1 with 4:4:4 chroma where the row offers it (q444 > 0)
+    and the image is in colour. A forced `scale` keeps that scale's candidates
+    (scale 2: 4:2:0 at q2, or q1 where the row has no q2); a forced
+    `subsampling` "4:2:0" drops 4:4:4. Both forced, (1, "4:4:4") is the 4:4:4
+    candidate alone (rate control probes it)."""
     if scale is not None and subsampling == "4:4:4":
         return [Candidate(1, row.q444 or row.q1, "4:4:4")]
-    if scale is not None:
-        return [Candidate(scale, row.q1 if scale == 1 or row.q2 <= 0 else row.q2)]
+    if scale == 2:
+        return [Candidate(2, row.q2 if row.q2 > 0 else row.q1)]
     options = [Candidate(1, row.q1)]
-    if row.q2 > 0 and min(size) >= 2 * MULTIPLE:
+    if scale is None and row.q2 > 0 and min(size) >= 2 * MULTIPLE:
         options.append(Candidate(2, row.q2))
     if row.q444 > 0 and not grey and subsampling != "4:2:0":
         options.append(Candidate(1, row.q444, "4:4:4"))

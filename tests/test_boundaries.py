@@ -168,7 +168,8 @@ def test_no_segment_is_none_not_an_error():
     (LadderRow(40, 70, 100.0), (192, 128), None, [(1, 40), (2, 70)]),
     (LadderRow(80, 0, 9.0, 70), (192, 128), None, [(1, 80), (1, 70, "4:4:4")]),  # the row offers 4:4:4
     (LadderRow(40, 70, 9.0, 30), (192, 31), None, [(1, 40), (1, 30, "4:4:4")]),
-    (LadderRow(80, 0, 9.0, 70), (192, 128), 1, [(1, 80)]),         # a forced scale is 4:2:0
+    (LadderRow(80, 0, 9.0, 70), (192, 128), 1, [(1, 80), (1, 70, "4:4:4")]),  # scale 1 forced: 4:4:4 stays
+    (LadderRow(40, 70, 9.0, 70), (192, 128), 2, [(2, 70)]),        # scale 2 is 4:2:0
     (LadderRow(40, 0, 100.0), (192, 128), None, [(1, 40)]),        # the row never offers scale 2
     (LadderRow(40, 70, 100.0), (192, 31), None, [(1, 40)]),        # too small to halve
     (LadderRow(40, 70, 100.0), (192, 128), 2, [(2, 70)]),

@@ -128,11 +128,11 @@ def test_closed_loop_takes_444_where_chroma_detail_pays(offer_444, chroma_stripe
     assert kinds == {0: "4:2:0", 80: "4:4:4"}
     quality = {q: psnr(np.asarray(jpegplus.decode(d, bundle=offer_444(q))), arr) for q, d in files.items()}
     assert quality[80] > quality[0] + 3, quality  # what 4:2:0 loses on one-pixel chroma stripes
-    # grey images, a forced scale and a forced subsampling stay 4:2:0
+    # grey images, scale 2 and a forced subsampling stay 4:2:0; a forced scale 1 still takes 4:4:4
     grey = np.asarray(Image.fromarray(arr).convert("L"))
     assert subsampling_of(Image.open(io.BytesIO(jpegplus.encode(grey, 90, bundle=offer_444(80))))) is None
-    for forced in ({"scale": 1}, {"subsampling": "4:2:0"}):
+    for forced, kind in (({"scale": 2}, "4:2:0"), ({"subsampling": "4:2:0"}, "4:2:0"), ({"scale": 1}, "4:4:4")):
         data = jpegplus.encode(arr, 90, bundle=offer_444(80), **forced)
-        assert subsampling_of(Image.open(io.BytesIO(data))) == "4:2:0"
+        assert subsampling_of(Image.open(io.BytesIO(data))) == kind, forced
     with pytest.raises(ValueError, match="subsampling must be"):
         jpegplus.encode(arr, 90, subsampling="4:4:4")

@@ -131,7 +131,7 @@ def jpegplus_codecs(qualities, bundle=None, name="jpegplus", role="jpegplus", no
     def decode(data: bytes, size=None) -> np.ndarray:
         return np.asarray(jpegplus.decode(data, bundle=bundle).convert("RGB"))
 
-    def is_scale1(data: bytes) -> bool:
+    def is_scale1(data: bytes) -> bool:  # forced scale 1 keeps the closed loop's scale-1 candidates (4:4:4 too)
         return file_scale(data) == 1
 
     qualities = tuple(int(q) for q in qualities)
