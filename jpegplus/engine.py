@@ -3,8 +3,8 @@
     quality ─► ladder row (Manifest.ladder.row)
             ─► candidates: scale 1 at q1; scale 2 at q2 where the row offers it
                and the image is big enough; scale 1 with 4:4:4 chroma at q444
-               where the row offers it and the image has colour (or the one
-               scale the caller forces, 4:2:0)
+               where the row offers it and the image has colour (a forced
+               scale or subsampling narrows them: see candidates)
             ─► per candidate: PreNet ─► requantisation ─► JPEG with the family's
                tables at that internal quality (baseline or progressive, the
                smaller unless the caller forces one) ─► sealed APP9 segment
