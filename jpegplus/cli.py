@@ -91,7 +91,7 @@ def cmd_work(args) -> int:
 # ---------------------------------------------------------------- info
 
 def describe(data: bytes) -> dict:
-    """What a file holds: sizes, bits per original pixel, and the jpegplus
+    """What a file holds: sizes, chroma subsampling, bits per original pixel, and the jpegplus
     segment with whether the decoder trusts it (jpegplus.segment.trusted; no torch needed)."""
     import io
 
@@ -99,10 +99,11 @@ def describe(data: bytes) -> dict:
 
     from . import segment as seg
     from .errors import SegmentError
+    from .jpeg import subsampling_of
 
     im = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
     facts = {"bytes": len(data), "stored_size": list(im.size), "mode": im.mode,
-             "progressive": bool(im.info.get("progressive")), "jpegplus": None,
+             "progressive": bool(im.info.get("progressive")), "subsampling": subsampling_of(im), "jpegplus": None,
              "bpp": round(8 * len(data) / (im.size[0] * im.size[1]), 4)}
     payload = seg.find(im.applist)
     if payload is None:
@@ -137,7 +138,7 @@ def info_line(path: str, f: dict) -> str:
     state = "intact" if j["intact"] else f"NOT intact ({j['error']}): decodes as plain JPEG"
     if j.get("transcoded"):
         state += " (losslessly transcoded: same image, new entropy coding)"
-    layout = "progressive" if f["progressive"] else "baseline"
+    layout = ("progressive" if f["progressive"] else "baseline") + (f" {f['subsampling']}" if f["subsampling"] else "")
     return (f"{path}: jpegplus v{j['version']} {layout}, {f['bytes']:,} bytes, {j['size'][0]}x{j['size'][1]} "
             f"{'L' if j['grey'] else 'RGB'} stored as {w}x{h} (scale {j['scale']}), model {j['model_id']}, "
             f"{f['bpp']} bpp, {state}")

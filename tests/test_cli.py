@@ -268,7 +268,7 @@ def test_info_lines_and_json(tree, capsys):
     size = (tree / "half.jpg").stat().st_size
     assert record["jpegplus"] == {"version": 2, "scale": 2, "size": [192, 128], "grey": False,
                                   "model_id": model, "intact": True, "transcoded": False}
-    assert record["bytes"] == size and record["stored_size"] == [96, 64]
+    assert record["bytes"] == size and record["stored_size"] == [96, 64] and record["subsampling"] == "4:2:0"
     assert record["bpp"] == pytest.approx(8 * size / (192 * 128), abs=1e-4)
 
 
