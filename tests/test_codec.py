@@ -136,3 +136,27 @@ def test_closed_loop_takes_444_where_chroma_detail_pays(offer_444, chroma_stripe
         assert subsampling_of(Image.open(io.BytesIO(data))) == kind, forced
     with pytest.raises(ValueError, match="subsampling must be"):
         jpegplus.encode(arr, 90, subsampling="4:4:4")
+
+
+def test_444_files_keep_their_own_chroma_and_postnet_restores_luma(offer_444, chroma_stripes, fixture_rgb):
+    from jpegplus.requant import RGB_TO_YCC
+
+    def ycc(a):
+        return np.asarray(a, np.float32) @ RGB_TO_YCC.T
+
+    data = jpegplus.encode(chroma_stripes, 90, bundle=offer_444(80))
+    plain = decode_array(data)
+    out = np.asarray(jpegplus.decode(data, bundle=offer_444(80)))
+    def chroma_change(a, b):  # 99th percentile: rounding, and clipping where new luma meets saturated colour
+        return np.percentile(np.abs(ycc(a)[..., 1:] - ycc(b)[..., 1:]), 99)
+
+    assert chroma_change(out, plain) < 1.5  # the stored chroma
+    assert np.abs(ycc(out)[..., 0] - ycc(plain)[..., 0]).max() > 1      # PostNet's luma
+    # Pillow's own 4:4:4 files with enhance=True likewise where they are finely quantised, and coarse ones
+    # (quality 20) go through PostNet whole
+    for quality, kept in ((85, True), (20, False)):
+        buf = io.BytesIO()
+        Image.fromarray(fixture_rgb).save(buf, "JPEG", quality=quality, subsampling="4:4:4")
+        enhanced = np.asarray(jpegplus.decode(buf.getvalue(), enhance=True))
+        plain = decode_array(buf.getvalue())
+        assert (chroma_change(enhanced, plain) < 1.5) == kept, quality

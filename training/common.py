@@ -193,12 +193,12 @@ def postnet_feed(data: bytes) -> dict:
     from PIL import Image
 
     from jpegplus.engine import stored_pixels
+    from jpegplus.tiling import image_to_array
 
     with Image.open(io.BytesIO(data)) as im:
         im.load()
-        pixels, level = stored_pixels(im)
-    return {"image": (pixels.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32),
-            "level": np.array([level], np.float32)}
+        stored = stored_pixels(im)
+    return {"image": image_to_array(stored.pixels), "level": np.array([stored.level], np.float32)}
 
 
 def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256) -> list[dict]:
