@@ -38,15 +38,20 @@ from .tiling import run_tiled
 
 MULTIPLE = 16  # full-size tensors are padded to this, so scale 2 keeps 8-px alignment
 # Relative RD-cost gap without PostNet beyond which encode skips the full closed loop. On val/ (14 images ×
-# 7 qualities, python -m training.fold_check): at 0.05, 79 % of choices are made without PostNet and none
-# differs from the full loop's; at 0 (the proxy alone), 3 of 98 differ (+0.005 % RD cost).
-FOLD_MARGIN = 0.05
+# qualities 1, 4, … 19 and 70, 80, 90: 140 cases with scale 2 or 4:4:4 offered; python -m training.fold_check
+# --every 3): at 0.02, 89 % of choices are made without PostNet and 5 differ from the full loop's (+0.004 % RD
+# cost); at 0.05, 71 % and 1 (+0.001 %); at 0 (the proxy alone), 12 (+0.019 %). 0.02: with 4:4:4 offered at
+# high qualities, the full loop's PostNet runs made encoding at quality 90 cost 1.2 s per megapixel.
+FOLD_MARGIN = 0.02
 ROWS = 256     # rows per chunk when comparing or converting whole images (bounded memory)
-# Quantisation level below which a 4:4:4 file keeps its own chroma after PostNet (with_chroma_of). Measured on
-# 8 val/ images stored at 4:4:4, PostNet whole / on luma alone, dB over the plain decode:
+# Quantisation levels (tables.quant_level) below which a 4:4:4 file keeps its own chroma after PostNet
+# (with_chroma_of), and below which it skips PostNet (the plain decode). Measured on 8 val/ images stored at
+# 4:4:4, PostNet whole / on luma alone, dB over the plain decode:
 #   level 0.68: +0.58 / +0.38, 0.65: +0.48 / +0.33, 0.59: +0.29 / +0.24, 0.55: +0.13 / +0.18, 0.43: −0.33 / +0.02
-# (jpegplus files); Pillow's own 4:4:4 files: 0.69: +0.19 / +0.19, 0.52: −0.25 / −0.01, 0.27: −0.77 / −0.10.
+# (jpegplus files; the fixtures at 0.34: luma alone −0.00 / −0.09 / −0.05); Pillow's own 4:4:4 files: 0.69:
+# +0.19 / +0.19, 0.52: −0.25 / −0.01, 0.27: −0.77 / −0.10.
 KEEP_444_CHROMA_BELOW = 0.57
+SKIP_444_POSTNET_BELOW = 0.42
 
 
 # ---------------------------------------------------------------- decisions
@@ -341,19 +346,30 @@ def with_chroma_of(rec: np.ndarray, stored: np.ndarray) -> np.ndarray:
     return out
 
 
+def postnet_use(stored: Stored, scale: int) -> str:
+    """How PostNet restores a decoded file: "whole"; "luma" (its luma, the file's
+    own chroma: a 4:4:4 file finer than KEEP_444_CHROMA_BELOW); or "none" (the
+    plain decode: a 4:4:4 file finer than SKIP_444_POSTNET_BELOW)."""
+    if scale != 1 or not stored.full_chroma or stored.level >= KEEP_444_CHROMA_BELOW:
+        return "whole"
+    return "luma" if stored.level >= SKIP_444_POSTNET_BELOW else "none"
+
+
 def restore(nets, stored: list[Stored], scale: int, size: tuple[int, int]) -> list[np.ndarray]:
     """Decoded JPEGs through PostNet (`nets`: TiledNets or BatchNets) at `scale`,
-    original `size` (w, h): uint8 (H, W, 3) each. A 4:4:4 file finer than
-    KEEP_444_CHROMA_BELOW keeps its own chroma (with_chroma_of): the one
+    original `size` (w, h): uint8 (H, W, 3) each, as postnet_use says: the one
     decision decode and the closed loop share."""
-    recs = nets.post([s.pixels for s in stored], [s.level for s in stored], scale, size)
-    return [with_chroma_of(rec, s.pixels) if keeps_chroma(s) and rec.shape == s.pixels.shape else rec
-            for rec, s in zip(recs, stored)]
-
-
-def keeps_chroma(stored: Stored) -> bool:
-    """Whether PostNet's output takes this file's own chroma (restore)."""
-    return stored.full_chroma and stored.level < KEEP_444_CHROMA_BELOW
+    uses = [postnet_use(s, scale) for s in stored]
+    run = [i for i, use in enumerate(uses) if use != "none"]
+    recs = dict(zip(run, nets.post([stored[i].pixels for i in run], [stored[i].level for i in run], scale, size)
+                    if run else []))
+    out = []
+    for i, (s, use) in enumerate(zip(stored, uses)):
+        if use == "none":
+            out.append(s.pixels[:size[1], :size[0]])  # scale 1: the stored image is the original's size
+        else:
+            out.append(with_chroma_of(recs[i], s.pixels) if use == "luma" else recs[i])
+    return out
 
 
 def reconstruct(nets, files: list[bytes], scale: int, size: tuple[int, int]) -> list[np.ndarray]:

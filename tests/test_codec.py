@@ -152,11 +152,12 @@ def test_444_files_keep_their_own_chroma_and_postnet_restores_luma(offer_444, ch
 
     assert chroma_change(out, plain) < 1.5  # the stored chroma
     assert np.abs(ycc(out)[..., 0] - ycc(plain)[..., 0]).max() > 1      # PostNet's luma
-    # Pillow's own 4:4:4 files with enhance=True likewise where they are finely quantised, and coarse ones
-    # (quality 20) go through PostNet whole
-    for quality, kept in ((85, True), (20, False)):
+    # Pillow's own 4:4:4 files with enhance=True: coarse ones (quality 20) go through PostNet whole, finer
+    # ones (80) keep their chroma, the finest (92) decode plainly
+    for quality, use in ((20, "whole"), (80, "luma"), (92, "none")):
         buf = io.BytesIO()
         Image.fromarray(fixture_rgb).save(buf, "JPEG", quality=quality, subsampling="4:4:4")
         enhanced = np.asarray(jpegplus.decode(buf.getvalue(), enhance=True))
         plain = decode_array(buf.getvalue())
-        assert (chroma_change(enhanced, plain) < 1.5) == kept, quality
+        assert (chroma_change(enhanced, plain) < 1.5) == (use != "whole"), quality
+        assert np.array_equal(enhanced, plain) == (use == "none"), quality
