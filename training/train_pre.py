@@ -26,14 +26,12 @@ import numpy as np
 import torch
 
 from jpegplus.bundle import load_bundle
-from jpegplus.models.diffjpeg import ste_round
 from jpegplus.tables import quant_level
-from training.common import (FAMILY, REQUANT, SCALE2_MAX_Q, add_loop_args, batch_to_tensor, cosine_lr, Crops,
-                             load_checkpoint, optimiser_step, real_jpeg, restore_net, save_checkpoint, scale_at,
-                             start_run)
+from training.common import (FAMILY, REQUANT, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint,
+                             optimiser_step, real_jpeg, restore_net, save_checkpoint, start_run)
 from training.evaluate_post import val_crops
 from training.losses import rd_loss
-from training.train_prepost import codec_slopes, tables_for
+from training.train_prepost import codec_slopes, surrogate_batch
 
 EVAL = ((1, 20), (1, 50), (1, 80), (2, 20), (2, 40))  # (scale, internal quality) of the real check
 
@@ -103,19 +101,7 @@ def main(argv=None):
         lr = cosine_lr(cfg["lr"], progress, 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        scale = scale_at(step)
-        qs = rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, cfg["batch"])
-        tables = tables_for(qs)
-        level = torch.tensor([quant_level(t.numpy()) for t in tables])
-        lam = torch.from_numpy(lam_table[qs - 1]).float()
-
-        x = batch_to_tensor(crops.batch(cfg["batch"])) / 255
-        stored = ste_round(pre(x, level, scale).clamp(0, 1) * 255)
-        out = codec(stored, tables)
-        x_hat = post(out["x_hat"].clamp(0, 255) / 255, level, scale)
-        mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
-        bpp = out["bits"] / (x.shape[2] * x.shape[3])  # bits per original pixel (x is the original)
-        loss = rd_loss(mse, bpp, lam)
+        loss, _, _, scale = surrogate_batch(pre, post, codec, crops, rng, lam_table, cfg["batch"], step)
         optimiser_step(opt, loss, pre.parameters())
         step += 1
         if step % 25 == 0:

@@ -57,6 +57,24 @@ def tables_for(qs) -> torch.Tensor:
     return torch.from_numpy(np.stack([FAMILY.tables(int(q)) for q in qs])).float()
 
 
+def surrogate_batch(pre, post, codec, crops: Crops, rng, lam_table: np.ndarray, batch: int, step: int):
+    """One batch through PreNet → `codec` (the FakeCodec; None: bypassed, pixel
+    rounding only and no rate) → PostNet at step `step`'s scale, q drawn
+    uniformly: (loss = rd_loss, per-sample MSE (N,) in 0..255², bits per original pixel (N,), scale)."""
+    scale = scale_at(step)
+    qs = rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, batch)
+    tables = tables_for(qs)
+    level = torch.tensor([quant_level(t.numpy()) for t in tables])
+    lam = torch.from_numpy(lam_table[qs - 1]).float()
+    x = batch_to_tensor(crops.batch(batch)) / 255
+    stored = ste_round(pre(x, level, scale).clamp(0, 1) * 255)
+    out = codec(stored, tables) if codec is not None else {"x_hat": stored, "bits": torch.zeros(len(qs))}
+    x_hat = post(out["x_hat"].clamp(0, 255) / 255, level, scale)
+    mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
+    bpp = out["bits"] / (x.shape[2] * x.shape[3])  # bits per original pixel (x is the original)
+    return rd_loss(mse, bpp, lam), mse, bpp, scale
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     add_loop_args(ap, steps=2500, batch=16, crop=128, lr=3e-4, seed=0, out="runs/prepost.pt")
@@ -95,22 +113,8 @@ def main(argv=None):
         lr = cosine_lr(cfg["lr"], step, cfg["steps"])
         for g in opt.param_groups:
             g["lr"] = lr
-        scale = scale_at(step)
-        qs = rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, cfg["batch"])
-        tables = tables_for(qs)
-        level = torch.tensor([quant_level(t.numpy()) for t in tables])
-        lam = torch.from_numpy(lam_table[qs - 1]).float()
-
-        x = batch_to_tensor(crops.batch(cfg["batch"])) / 255
-        stored = ste_round(pre(x, level, scale).clamp(0, 1) * 255)
-        if cfg["codec"] == "fake":
-            out = codec(stored, tables)
-        else:
-            out = {"x_hat": stored, "bits": torch.zeros(len(qs))}
-        x_hat = post(out["x_hat"].clamp(0, 255) / 255, level, scale)
-        mse = ((x_hat - x) * 255).pow(2).mean((1, 2, 3))
-        bpp = out["bits"] / (x.shape[2] * x.shape[3])
-        loss = rd_loss(mse, bpp, lam)
+        loss, mse, bpp, scale = surrogate_batch(pre, post, codec if cfg["codec"] == "fake" else None, crops, rng,
+                                                lam_table, cfg["batch"], step)
         optimiser_step(opt, loss, list(pre.parameters()) + list(post.parameters()))
         step += 1
         if step % 25 == 0:
