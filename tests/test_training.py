@@ -123,6 +123,34 @@ def test_ladder_fits_the_closed_loops_mix_not_each_scale_alone():
     assert calibrate.mix_rate(row.lam, offered) <= 2.0 < calibrate.mix_rate(row.lam, [offered[0], (row.q2 + 1, g, r2, p2)])
 
 
+
+def test_real_check_lowers_a_quality_whose_mix_overshoots(monkeypatch):
+    import dataclasses
+
+    from jpegplus.bundle import Ladder
+
+    n = 100
+    ladder = Ladder((50,) * n, (0,) * 9 + (30,) + (0,) * 79 + (80,) + (0,) * 10, (1.0,) * n, (0,) * 89 + (70,) + (0,) * 10)
+    assert calibrate.lowered(ladder, 10).row(10).q2 == 29
+    assert calibrate.lowered(ladder, 90).row(90) == dataclasses.replace(ladder.row(90), q2=79)  # q2 before q444
+    assert calibrate.lowered(ladder, 50) is None  # 4:2:0 at scale 1 alone: nothing to lower
+    no_q2 = dataclasses.replace(ladder, q2=(0,) * n)
+    assert calibrate.lowered(no_q2, 90).row(90).q444 == 69
+
+    def fake_check(bundle, images, q, anchor_bpp, anchor_psnr):  # overshoots until q2 is 27 or lower
+        return {"quality": q, "bytes_ratio": 1.0 + 0.01 * max(bundle.manifest.ladder.row(q).q2 - 27, 0)}
+
+    monkeypatch.setattr(calibrate, "check_quality", fake_check)
+    bundle = load_bundle(names=())
+    bundle = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, ladder=ladder))
+    rows = [fake_check(bundle, None, q, None, None) for q in (10, 50)]
+    assert rows[0]["bytes_ratio"] == pytest.approx(1.03)
+    fixed, rows = calibrate.enforce(bundle, None, None, None, rows)
+    assert fixed.manifest.ladder.row(10).q2 == 27 and rows[0]["bytes_ratio"] == 1.0
+    assert fixed.manifest.ladder.row(50) == ladder.row(50)
+    _, capped = calibrate.enforce(bundle, None, None, None, [fake_check(bundle, None, 10, None, None)], max_steps=1)
+    assert capped[0]["bytes_ratio"] == pytest.approx(1.02)  # gives up after max_steps
+
 def test_prenet_stage_trains_prenet_alone_and_resumes(tmp_path, fixture_images):
     from training import train_pre
 
