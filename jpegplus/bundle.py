@@ -164,7 +164,8 @@ def _file_name(name) -> str:
 @dataclass(frozen=True)
 class OnnxGraph:
     """A network's ONNX graph for one scale (inputs "image" (N, 3, H, W) float32
-    in 0..1 and "level" (N,), output "out"), its sha256, and the network's
+    in 0..1, "level" (N,) and, for a PostNet that takes the 4:4:4 flag,
+    "chroma" (N,); output "out"), its sha256, and the network's
     reach(scale): the input pixels of context an output pixel depends on.
     `int8`: optionally, (file, sha256) of the same graph with int8 convolutions
     (training/int8_check.py measures what it costs)."""
@@ -456,31 +457,35 @@ def save_net(net, folder: Path, stem: str) -> NetEntry:
 
 
 def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph, ...]:
-    """Write `net` (a PreNet- or PostNet-like torch module, net(x, level, scale))
-    as one ONNX graph per scale, <stem>-s<scale>-<sha8>.onnx, with dynamic batch,
-    height and width; their OnnxGraph entries (reach from net.reach)."""
+    """Write `net` (a PreNet- or PostNet-like torch module, net(x, level, scale),
+    or net(x, level, scale, full_chroma) where it takes_chroma: the graph's third
+    input "chroma") as one ONNX graph per scale, <stem>-s<scale>-<sha8>.onnx,
+    with dynamic batch, height and width; their OnnxGraph entries (reach from net.reach)."""
     import copy
 
     import torch
 
     net = copy.deepcopy(net).eval().to(memory_format=torch.contiguous_format)
 
+    chroma = getattr(net, "takes_chroma", False)
+
     class AtScale(torch.nn.Module):
         def __init__(self, scale: int):
             super().__init__()
             self.net, self.scale = net, scale
 
-        def forward(self, image, level):
-            return self.net(image, level, self.scale)
+        def forward(self, image, level, *full_chroma):
+            return self.net(image, level, self.scale, *full_chroma)
 
     folder.mkdir(parents=True, exist_ok=True)
     graphs = []
+    names = ["image", "level"] + (["chroma"] if chroma else [])
     for scale in scales:
         tmp = folder / f"{stem}-s{scale}.tmp"
-        example = (torch.rand(1, 3, 64, 64), torch.tensor([0.5]))
-        torch.onnx.export(AtScale(scale).eval(), example, str(tmp), input_names=["image", "level"],
+        example = (torch.rand(1, 3, 64, 64), torch.tensor([0.5])) + ((torch.tensor([1.0]),) if chroma else ())
+        torch.onnx.export(AtScale(scale).eval(), example, str(tmp), input_names=names,
                           output_names=["out"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "level": {0: "n"},
+                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, **{k: {0: "n"} for k in names[1:]},
                                         "out": {0: "n", 2: "out_h", 3: "out_w"}})
         digest = sha256_of(tmp)
         final = folder / f"{stem}-s{scale}-{digest[:8]}.onnx"

@@ -147,10 +147,19 @@ class TiledNets:
         return [run_tiled(self.pre_net, im, level, scale, size, multiple=MULTIPLE, upsamples=False, tile=self.tile,
                           device=self.device) for im in self.images]
 
-    def post(self, stored: list, levels: list, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
-        """Decoded stored images (uint8 RGB) through PostNet: uint8 (H, W, 3) of `size` (w, h)."""
+    @property
+    def takes_chroma(self) -> bool:
+        """Whether PostNet reads the 4:4:4 flag (nets.BlockPostNet chroma_flag)."""
+        return getattr(self.post_net, "takes_chroma", False)
+
+    def post(self, stored: list, levels: list, scale: int, size: tuple[int, int],
+             full_chroma: list | None = None) -> list[np.ndarray]:
+        """Decoded stored images (uint8 RGB) through PostNet: uint8 (H, W, 3) of `size` (w, h).
+        `full_chroma`: per image, whether its file is 4:4:4 (None: none is)."""
+        flags = full_chroma or [False] * len(stored)
         return [run_tiled(self.post_net, s, level, scale, size, multiple=MULTIPLE // scale, upsamples=True,
-                          tile=self.tile, device=self.device) for s, level in zip(stored, levels)]
+                          tile=self.tile, device=self.device, full_chroma=f)
+                for s, level, f in zip(stored, levels, flags)]
 
 
 def batch_to_images(t) -> np.ndarray:
@@ -174,17 +183,25 @@ class BatchNets:
         self.x = x
         self.images = list(batch_to_images(x))
 
-    def _run(self, net, x, levels, scale: int):
-        """net on a torch batch x (N, 3, h, w) with levels (N,): the output as float32 on x's device.
-        Tensors cross to numpy only when the network is an ONNX Runtime one."""
+    @property
+    def takes_chroma(self) -> bool:
+        """Whether PostNet reads the 4:4:4 flag (nets.BlockPostNet chroma_flag)."""
+        return self.post_net.takes_chroma
+
+    def _run(self, net, x, levels, scale: int, full_chroma=None):
+        """net on a torch batch x (N, 3, h, w) with levels (N,) (and PostNet's 4:4:4 flags (N,), or None):
+        the output as float32 on x's device. Tensors cross to numpy only when the network is an ONNX Runtime one."""
         import torch
 
         from .runtime import TorchNet
 
         if isinstance(net, TorchNet):
             with torch.inference_mode():
+                if net.takes_chroma and full_chroma is not None:
+                    return net.module(x, levels.to(x.device), scale, full_chroma.to(x.device))
                 return net.module(x, levels.to(x.device), scale)
-        return torch.from_numpy(net.infer(x.cpu().numpy(), levels.cpu().numpy(), scale)).to(x.device)
+        flags = None if full_chroma is None else full_chroma.cpu().numpy()
+        return torch.from_numpy(net.infer(x.cpu().numpy(), levels.cpu().numpy(), scale, flags)).to(x.device)
 
     def pre(self, level: float, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
         import torch
@@ -195,14 +212,16 @@ class BatchNets:
         y = self._run(self.pre_net, padded, torch.full((n,), float(level)), scale)
         return list(batch_to_images(y[..., :size[1], :size[0]]))
 
-    def post(self, stored: list, levels: list, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
+    def post(self, stored: list, levels: list, scale: int, size: tuple[int, int],
+             full_chroma: list | None = None) -> list[np.ndarray]:
         import torch
         import torch.nn.functional as F
 
         sh, sw = stored[0].shape[:2]
         y = torch.from_numpy(np.stack(stored)).to(self.x.device).permute(0, 3, 1, 2).float() / 255
         y = F.pad(y, (0, -sw % (MULTIPLE // scale), 0, -sh % (MULTIPLE // scale)), mode="replicate")
-        rec = self._run(self.post_net, y, torch.tensor(levels, dtype=torch.float32), scale)
+        flags = None if full_chroma is None else torch.tensor(full_chroma, dtype=torch.float32)
+        rec = self._run(self.post_net, y, torch.tensor(levels, dtype=torch.float32), scale, flags)
         return list(batch_to_images(rec[..., :size[1], :size[0]]))
 
 
@@ -346,11 +365,12 @@ def with_chroma_of(rec: np.ndarray, stored: np.ndarray) -> np.ndarray:
     return out
 
 
-def postnet_use(stored: Stored, scale: int) -> str:
+def postnet_use(stored: Stored, scale: int, takes_chroma: bool = False) -> str:
     """How PostNet restores a decoded file: "whole"; "luma" (its luma, the file's
     own chroma: a 4:4:4 file finer than KEEP_444_CHROMA_BELOW); or "none" (the
-    plain decode: a 4:4:4 file finer than SKIP_444_POSTNET_BELOW)."""
-    if scale != 1 or not stored.full_chroma or stored.level >= KEEP_444_CHROMA_BELOW:
+    plain decode: a 4:4:4 file finer than SKIP_444_POSTNET_BELOW). A PostNet
+    that takes the 4:4:4 flag (takes_chroma) restores every file whole."""
+    if takes_chroma or scale != 1 or not stored.full_chroma or stored.level >= KEEP_444_CHROMA_BELOW:
         return "whole"
     return "luma" if stored.level >= SKIP_444_POSTNET_BELOW else "none"
 
@@ -359,10 +379,10 @@ def restore(nets, stored: list[Stored], scale: int, size: tuple[int, int]) -> li
     """Decoded JPEGs through PostNet (`nets`: TiledNets or BatchNets) at `scale`,
     original `size` (w, h): uint8 (H, W, 3) each, as postnet_use says: the one
     decision decode and the closed loop share."""
-    uses = [postnet_use(s, scale) for s in stored]
+    uses = [postnet_use(s, scale, nets.takes_chroma) for s in stored]
     run = [i for i, use in enumerate(uses) if use != "none"]
-    recs = dict(zip(run, nets.post([stored[i].pixels for i in run], [stored[i].level for i in run], scale, size)
-                    if run else []))
+    recs = dict(zip(run, nets.post([stored[i].pixels for i in run], [stored[i].level for i in run], scale, size,
+                                   [stored[i].full_chroma for i in run]) if run else []))
     out = []
     for i, (s, use) in enumerate(zip(stored, uses)):
         if use == "none":

@@ -18,7 +18,9 @@ network asked for; else torch. Nothing here imports onnxruntime or torch until
 a network is loaded, so `import jpegplus` and `register()` stay light.
 
 Arrays handed to a network are float32 (N, 3, H, W) in 0..1 with per-sample
-levels float32 (N,) (tables.quant_level); `scale` is 1 or 2.
+levels float32 (N,) (tables.quant_level); `scale` is 1 or 2. A PostNet that
+`takes_chroma` also gets full_chroma float32 (N,): 1 for files stored at 4:4:4
+(the graph's "chroma" input); other networks ignore it.
 """
 from __future__ import annotations
 
@@ -162,16 +164,21 @@ class OnnxNet:
         self.sessions = {s: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
                          for s, p in graphs.items()}
         self.reaches = dict(reaches)
+        self.takes_chroma = all("chroma" in {i.name for i in s.get_inputs()} for s in self.sessions.values())
 
     def reach(self, scale: int) -> int:
         """Input pixels of context an output pixel depends on, each side (as the torch module's reach)."""
         return self.reaches[scale]
 
-    def infer(self, x: np.ndarray, levels: np.ndarray, scale: int) -> np.ndarray:
-        """float32 (N, 3, H, W) in 0..1 and levels (N,) → float32 output (N, 3, H', W')."""
+    def infer(self, x: np.ndarray, levels: np.ndarray, scale: int, full_chroma=None) -> np.ndarray:
+        """float32 (N, 3, H, W) in 0..1, levels (N,) and, for a network that
+        takes_chroma, full_chroma (N,) (None: all 0) → float32 output (N, 3, H', W')."""
         if scale not in self.sessions:
             raise ValueError(f"no ONNX graph for scale {scale}")
-        feed = {"image": np.ascontiguousarray(x, np.float32), "level": np.asarray(levels, np.float32)}
+        levels = np.asarray(levels, np.float32)
+        feed = {"image": np.ascontiguousarray(x, np.float32), "level": levels}
+        if self.takes_chroma:
+            feed["chroma"] = np.zeros_like(levels) if full_chroma is None else np.asarray(full_chroma, np.float32)
         return self.sessions[scale].run(None, feed)[0]
 
 
@@ -187,14 +194,21 @@ class TorchNet:
     def reach(self, scale: int) -> int:
         return self.module.reach(scale)
 
-    def infer(self, x: np.ndarray, levels: np.ndarray, scale: int) -> np.ndarray:
+    @property
+    def takes_chroma(self) -> bool:
+        return getattr(self.module, "takes_chroma", False)
+
+    def infer(self, x: np.ndarray, levels: np.ndarray, scale: int, full_chroma=None) -> np.ndarray:
         """As OnnxNet.infer, through torch (inference mode)."""
         import torch
 
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
-            y = self.module(t, torch.from_numpy(np.asarray(levels, np.float32)).to(self.device), scale)
-            return y.float().cpu().numpy()
+            level = torch.from_numpy(np.asarray(levels, np.float32)).to(self.device)
+            if self.takes_chroma and full_chroma is not None:
+                flag = torch.from_numpy(np.asarray(full_chroma, np.float32)).to(self.device)
+                return self.module(t, level, scale, flag).float().cpu().numpy()
+            return self.module(t, level, scale).float().cpu().numpy()
 
 
 def runner(net, device=None):

@@ -66,9 +66,11 @@ def window(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 
 
 def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[int, int], *,
-              multiple: int, upsamples: bool, tile: int | None = None, device=None) -> np.ndarray:
+              multiple: int, upsamples: bool, tile: int | None = None, device=None,
+              full_chroma: bool = False) -> np.ndarray:
     """Run network `net` (a runtime.OnnxNet, or a torch module run on `device`,
-    default the CPU) at `level` and `scale` over uint8 `src` (H, W, 3) tile by tile.
+    default the CPU) at `level` and `scale` over uint8 `src` (H, W, 3) tile by tile
+    (`full_chroma`: the file's 4:4:4 flag, for a PostNet that takes it).
 
     The input is edge-padded to a multiple of `multiple`; the network maps n
     input pixels to n·scale (upsamples, PostNet) or n/scale (PreNet) output
@@ -84,14 +86,14 @@ def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[in
     step = max(ALIGN, (tile or TILE) // ALIGN * ALIGN)
     margin = halo(net, scale)
     net = runner(net, device)
-    levels = np.array([level], np.float32)
+    levels, flags = np.array([level], np.float32), np.array([float(full_chroma)], np.float32)
     for y0 in range(0, hp, step):
         y1 = min(y0 + step, hp)
         wy0, wy1 = max(0, y0 - margin), min(hp, y1 + margin)
         for x0 in range(0, wp, step):
             x1 = min(x0 + step, wp)
             wx0, wx1 = max(0, x0 - margin), min(wp, x1 + margin)
-            y = net.infer(image_to_array(window(src, wy0, wy1, wx0, wx1)), levels, scale)
+            y = net.infer(image_to_array(window(src, wy0, wy1, wx0, wx1)), levels, scale, flags)
             oy0, ox0 = y0 * up // down, x0 * up // down
             oy1, ox1 = min(y1 * up // down, out_h), min(x1 * up // down, out_w)
             if oy0 >= oy1 or ox0 >= ox1:

@@ -65,6 +65,55 @@ def test_export_round_trip_of_untrained_networks(cls, tmp_path):
         assert np.abs(got - want).max() < 1e-4
 
 
+
+def test_the_444_flag_starts_as_a_no_op_and_travels_through_both_runtimes(tmp_path):
+    from jpegplus.models import build
+    from jpegplus.models.nets import with_chroma_flag
+
+    torch.manual_seed(0)
+    net = BlockPostNet(channels=8, context=16, detail_depth=1, context_depth=1).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    wide = with_chroma_flag(net).eval()
+    assert wide.takes_chroma and not net.takes_chroma and wide.config["chroma_flag"]
+    assert "chroma_flag" not in net.config  # older configs keep their form
+    y, level = torch.rand(2, 3, 32, 48), torch.tensor([0.2, 0.6])
+    with torch.no_grad():
+        for flag in (torch.zeros(2), torch.ones(2)):  # zero-initialised: the same function either way
+            assert torch.equal(wide(y, level, 1, flag), net(y, level, 1))
+        wide.stem.weight[:, -1].normal_(0, 0.5)  # as if trained: the flag now matters
+        assert not torch.allclose(wide(y, level, 1, torch.ones(2)), wide(y, level, 1, torch.zeros(2)))
+        assert torch.equal(wide(y, level, 1), wide(y, level, 1, torch.zeros(2)))  # None: 4:2:0
+    rebuilt = build("BlockPostNet", wide.config)
+    rebuilt.load_state_dict(wide.state_dict())  # Net(**config) rebuilds it
+
+    graphs = export_onnx(wide, tmp_path, "p")
+    onnx_net = runtime.OnnxNet({g.scale: tmp_path / g.file for g in graphs}, {g.scale: g.reach for g in graphs})
+    assert onnx_net.takes_chroma and runtime.TorchNet(wide).takes_chroma
+    x = np.random.default_rng(2).random((2, 3, 32, 48), np.float32)
+    levels = np.array([0.2, 0.6], np.float32)
+    for scale in (1, 2):
+        for flags in (np.array([0, 1], np.float32), None):
+            want = runtime.TorchNet(wide).infer(x, levels, scale, flags)
+            assert np.abs(onnx_net.infer(x, levels, scale, flags) - want).max() < 1e-4
+    assert np.abs(runtime.TorchNet(wide).infer(x, levels, 1, np.ones(2, np.float32))
+                  - runtime.TorchNet(wide).infer(x, levels, 1)).max() > 1e-3
+    # A PostNet that reads the flag restores 4:4:4 files whole; one that does not keeps the guard rails.
+    fine = engine.Stored(np.zeros((16, 16, 3), np.uint8), 0.3, full_chroma=True)
+    assert engine.postnet_use(fine, 1) == "none" and engine.postnet_use(fine, 1, takes_chroma=True) == "whole"
+
+    # restore (decode and the closed loop) hands each file's own flag to PostNet.
+    from types import SimpleNamespace
+
+    pixels = (np.random.default_rng(3).random((32, 48, 3)) * 255).astype(np.uint8)
+    nets = engine.TiledNets(SimpleNamespace(nets={"post": wide}))
+    assert nets.takes_chroma
+    got = engine.restore(nets, [engine.Stored(pixels, 0.3, True), engine.Stored(pixels, 0.3, False)], 1, (48, 32))
+    for out, flag in zip(got, (True, False)):
+        want = tiling.run_tiled(wide, pixels, 0.3, 1, (48, 32), multiple=16, upsamples=True, full_chroma=flag)
+        assert np.array_equal(out, want)
+    assert not np.array_equal(got[0], got[1])
+
 def test_shipped_networks_agree_across_runtimes(bundles, photo):
     onnx, torch_ = bundles
     h, w = photo.shape[:2]

@@ -107,6 +107,15 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
     assert trained["class"] == type(shipped).__name__ and trained["config"] == shipped.config
     assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in trained["state"].items())  # lr 0: unchanged
 
+    # --chroma-flag widens the stem by one zero-initialised input: the 4:4:4 flag (nets.with_chroma_flag).
+    train_post.main(["--init", str(weights_dir()), "--chroma-flag", "--out", out + "w", "--pack", str(tmp_path / "p.npz"),
+                     "--val", str(tmp_path / "v.npy"), "--batch", "2", "--crop", "64", "--steps", "2", "--lr", "0",
+                     "--threads", "1", "--eval-every", "1000", "--share-444", "1"])
+    wide = load_checkpoint(out + "w")["models"]["post"]
+    assert wide["config"] == {**shipped.config, "chroma_flag": True}
+    stem = wide["state"]["stem.weight"]
+    assert torch.equal(stem[:, :-1], shipped.stem.weight) and not stem[:, -1].any()
+
 
 def test_ladder_fits_the_closed_loops_mix_not_each_scale_alone():
     g = [10, 50, 90]

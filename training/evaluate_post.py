@@ -23,7 +23,7 @@ from training.common import FAMILY, REQUANT, batch_to_tensor, load_pack, real_jp
 # (name, scale, standard tables?, internal JPEG quality, chroma subsampling)
 VAL_SETTINGS = [("jp20", 1, False, 20, "4:2:0"), ("jp50", 1, False, 50, "4:2:0"), ("jp80", 1, False, 80, "4:2:0"),
                 ("jp_half30", 2, False, 30, "4:2:0"), ("std10", 1, True, 10, "4:2:0"), ("std50", 1, True, 50, "4:2:0"),
-                ("jp444_85", 1, False, 85, "4:4:4")]
+                ("jp444_60", 1, False, 60, "4:4:4"), ("jp444_85", 1, False, 85, "4:4:4")]
 
 
 def val_crops(source: str, n: int = 8, size: int = 256) -> np.ndarray:
@@ -49,7 +49,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def gains(post, pre, crops: np.ndarray) -> dict:
-    """Mean PSNR gain (dB) of `post` over the plain decode, per VAL_SETTINGS entry."""
+    """Mean PSNR gain (dB) of `post` over the plain decode, per VAL_SETTINGS entry
+    (PostNet whole: engine.postnet_use's luma-only and skip rules are not applied)."""
     was_training = post.training
     post.eval()
     device = next(post.parameters()).device
@@ -64,7 +65,9 @@ def gains(post, pre, crops: np.ndarray) -> dict:
         decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(crops), subsampling)
         y = batch_to_tensor(decoded) / 255
         plain = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
-        rec = (post(y.to(device), level.to(device), scale).float().cpu().clamp(0, 1) * 255).round()
+        flag = (torch.full_like(level, float(subsampling == "4:4:4")).to(device),) \
+            if getattr(post, "takes_chroma", False) else ()
+        rec = (post(y.to(device), level.to(device), scale, *flag).float().cpu().clamp(0, 1) * 255).round()
         out[name] = round(float((psnr(rec, x) - psnr((plain.clamp(0, 1) * 255).round(), x)).mean()), 3)
     post.train(was_training)
     return out

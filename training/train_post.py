@@ -39,6 +39,7 @@ import torch
 
 from jpegplus.bundle import load_bundle
 from jpegplus.models import build
+from jpegplus.models.nets import with_chroma_flag
 from jpegplus.tables import quant_level
 from training.common import (REQUANT, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint, load_pack,
                              optimiser_step, real_jpeg, restore_net, sample_tables, save_checkpoint, start_run)
@@ -62,7 +63,8 @@ def init_maker(pack, weights, options: dict) -> None:
 
 def make_batch(index: int):
     """Training batch number `index`: (originals, decoded) uint8 (N, H, W, 3),
-    levels (N,) float32, scale. Depends only on the options and `index`."""
+    levels (N,) float32, scale, and whether the files are 4:4:4. Depends only on
+    the options and `index`."""
     o = _maker
     rng = np.random.default_rng([o["seed"], index])
     crops = Crops(o["pack"], o["crop"], 0)
@@ -82,7 +84,7 @@ def make_batch(index: int):
             y = o["pre"](batch_to_tensor(x) / 255, torch.from_numpy(level), scale)
         stored = (y.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
     decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(tables), subsampling)
-    return x, decoded, level, scale
+    return x, decoded, level, scale, full_chroma
 
 
 def batches(cfg: dict, first: int):
@@ -117,6 +119,8 @@ def main(argv=None):
     ap.add_argument("--scale2-share", type=float, default=0.3, help="share of batches stored at half size")
     ap.add_argument("--share-444", type=float, default=0.15,
                     help="share of the other scale-1 jpegplus batches stored at 4:4:4")
+    ap.add_argument("--chroma-flag", action="store_true",
+                    help="a new run's PostNet also takes the 4:4:4 flag (nets.with_chroma_flag: zero-initialised)")
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
     ap.add_argument("--init", default=None,
                     help="weights folder whose PostNet a new run starts from (instead of --net/--config from scratch)")
@@ -140,6 +144,8 @@ def main(argv=None):
         post = load_bundle(cfg["init"], names=("post",), runtime="torch").nets["post"]
     else:
         post = build(cfg["net"], json.loads(cfg["config"]))
+    if cfg["chroma_flag"] and not ckpt:
+        post = with_chroma_flag(post)
     post = post.to(device).to(memory_format=torch.channels_last).train().requires_grad_(True)
     opt = torch.optim.Adam(post.parameters(), lr=cfg["lr"])
     step, wall = 0, 0.0
@@ -161,7 +167,7 @@ def main(argv=None):
     # Loop.
     t0 = last_save = time.time()
     budget = cfg["minutes"] * 60 if cfg["minutes"] else None
-    for x, decoded, level, scale in batches(cfg, step):
+    for x, decoded, level, scale, full_chroma in batches(cfg, step):
         spent = wall + time.time() - t0
         progress = spent / budget if budget else step / cfg["steps"]
         if progress >= 1:
@@ -172,7 +178,9 @@ def main(argv=None):
         x = (batch_to_tensor(x) / 255).to(device, memory_format=torch.channels_last)
         y = (batch_to_tensor(decoded) / 255).to(device, memory_format=torch.channels_last)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            x_hat = post(y, torch.from_numpy(level).to(device), scale)
+            level_t = torch.from_numpy(level).to(device)
+            flag = (torch.full_like(level_t, float(full_chroma)),) if getattr(post, "takes_chroma", False) else ()
+            x_hat = post(y, level_t, scale, *flag)
         loss, _ = restoration_loss(x_hat, x)
         optimiser_step(opt, loss, post.parameters())
         step += 1

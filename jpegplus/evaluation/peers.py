@@ -207,8 +207,8 @@ def base_forward(name: str):
 
     if name == "pre":
         return lambda x, level, scale: x if scale == 1 else F.avg_pool2d(x, 2)
-    return lambda y, level, scale: y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic",
-                                                                        align_corners=False)
+    return lambda y, level, scale, full_chroma=None: y if scale == 1 else F.interpolate(
+        y, scale_factor=2, mode="bicubic", align_corners=False)
 
 
 def identity_bundle(bundle=None, fast: bool = True):

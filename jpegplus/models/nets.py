@@ -1,7 +1,9 @@
 """PreNet and PostNet: the learned halves around the real JPEG codec.
 
 Images are float tensors (N, 3, H, W) in 0..1. `level` is the per-sample
-quantisation level (N,) from tables.quant_level; `scale` is 1 or 2.
+quantisation level (N,) from tables.quant_level; `scale` is 1 or 2. A
+PostNet whose `takes_chroma` is true also takes `full_chroma` (N,): 1 where
+the file stores its chroma at 4:4:4, 0 at 4:2:0 (None: all 0).
 Full-size H, W must be multiples of 16 (the codec pads).
 """
 from __future__ import annotations
@@ -77,14 +79,21 @@ class BlockPostNet(nn.Module):
 
     Multiply-adds per output pixel ≈ 9·c²/4·(2·detail_depth + 1) + 9·k²/64·context_depth
     + 2·16·c·k/64 (c = channels, k = context); the defaults ≈ 22 k.
+
+    chroma_flag=True adds a third condition plane beside the level and the
+    scale flag: whether the file stores full-resolution (4:4:4) chroma, which
+    a 4:2:0-trained network would otherwise sharpen and harm.
     """
 
-    def __init__(self, channels: int = 32, context: int = 128, detail_depth: int = 2, context_depth: int = 4):
+    def __init__(self, channels: int = 32, context: int = 128, detail_depth: int = 2, context_depth: int = 4,
+                 chroma_flag: bool = False):
         super().__init__()
         self.config = {"channels": channels, "context": context, "detail_depth": detail_depth,
                        "context_depth": context_depth}
+        if chroma_flag:  # only when set, so older configs (and their hashes) stay as they were
+            self.config["chroma_flag"] = True
         c, k = channels, context
-        self.stem = nn.Conv2d(12 + 2, c, 3, padding=1)
+        self.stem = nn.Conv2d(12 + 2 + int(chroma_flag), c, 3, padding=1)
         self.detail_in = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(detail_depth))
         self.down = nn.Conv2d(c, k, 4, stride=4)
         self.context = nn.ModuleList(nn.Conv2d(k, k, 3, padding=1) for _ in range(context_depth))
@@ -105,11 +114,19 @@ class BlockPostNet(nn.Module):
         full = 2 * (2 * d + 2) + 1 + 14 + 8 * len(self.context)  # in pixels of the ×scale base
         return full if scale == 1 else -(-full // 2) + 2  # bicubic ×2 adds 2 input pixels of taps
 
-    def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
+    @property
+    def takes_chroma(self) -> bool:
+        """Whether forward reads `full_chroma` (the network was built with chroma_flag)."""
+        return self.stem.in_channels == 12 + 3
+
+    def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int,
+                full_chroma: torch.Tensor | None = None) -> torch.Tensor:
         base = y if scale == 1 else bicubic_up2(y)
         u = pixel_unshuffle(base, 2) - 0.5  # centred input
-        flag = torch.full_like(level, float(scale == 2))
-        f = F.relu(self.stem(torch.cat([u, condition_maps(u, level, flag)], 1)))
+        conditions = [level, torch.full_like(level, float(scale == 2))]
+        if self.takes_chroma:
+            conditions.append(torch.zeros_like(level) if full_chroma is None else full_chroma.to(level))
+        f = F.relu(self.stem(torch.cat([u, condition_maps(u, *conditions)], 1)))
         for conv in self.detail_in:
             f = F.relu(conv(f))
         g = F.relu(self.down(f))
@@ -119,3 +136,16 @@ class BlockPostNet(nn.Module):
         for conv in self.detail_out:
             f = F.relu(conv(f))
         return base + F.pixel_shuffle(self.head(f), 2)
+
+
+def with_chroma_flag(net: BlockPostNet) -> BlockPostNet:
+    """A copy of `net` that also takes the 4:4:4 flag, its stem's new input
+    weights zero: the same function as `net` for either flag until trained."""
+    if net.takes_chroma:
+        return net
+    wide = BlockPostNet(**net.config, chroma_flag=True).to(net.stem.weight.device)
+    state = dict(net.state_dict())
+    w = state["stem.weight"]
+    state["stem.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], 1)
+    wide.load_state_dict(state)
+    return wide
