@@ -26,7 +26,7 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     ckpt = load_checkpoint(str(tmp_path / "post_v2.pt"))
     assert ckpt["step"] > 5
     net = restore_net(ckpt["models"]["post"])
-    assert type(net).__name__ == "BlockPostNet"
+    assert type(net).__name__ == "BlockPostNet" and net.takes_chroma  # the presets train with the 4:4:4 flag
     assert ckpt["extra"]["wall_s"] == pytest.approx(0.15 * 60, abs=5)  # the --minutes budget
     log = json.loads((tmp_path / "rebuild-smoke.json").read_text())
     assert set(log) == {"pack", "val_pack", "post_v2", "export"}
@@ -42,6 +42,7 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     assert exported.ladder == shipped.ladder and exported.tables == shipped.tables
     assert exported.training["post"]["step"] == ckpt["step"]
     assert type(load_bundle(tmp_path / "weights", runtime="torch").nets["post"]).__name__ == "BlockPostNet"
+    assert load_bundle(tmp_path / "weights", runtime="onnx").nets["post"].takes_chroma  # the graphs' "chroma" input
 
 
 def test_rate_budgets_fall_to_the_floor_below_blend_quality():

@@ -40,7 +40,7 @@ PRESETS = {
                       "--out", VAL_PACK], VAL_PACK),
     ],
     "gpu": [
-        ("post_v2", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
+        ("post_v2", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
                      "--batch", "64", "--lr", "1e-3", "--minutes", "5", "--eval-every", "2000",
                      "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
@@ -50,7 +50,7 @@ PRESETS = {
                   "--out", "{out}/pack.npz"], "{out}/pack.npz"),
         ("val_pack", ["training.make_pack", "--data", "{val}", "--centre", "2", "--size", "64", "--compact",
                       "--out", "{out}/val.npz"], "{out}/val.npz"),
-        ("post_v2", ["training.train_post", "--device", "cpu", "--workers", "1", "--threads", "1",
+        ("post_v2", ["training.train_post", "--device", "cpu", "--workers", "1", "--threads", "1", "--chroma-flag",
                      "--batch", "2", "--crop", "64", "--minutes", "0.15", "--eval-every", "1000",
                      "--pack", "{out}/pack.npz", "--val", "{out}/val.npz", "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
