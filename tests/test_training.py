@@ -14,7 +14,7 @@ from jpegplus.bundle import load_bundle, read_manifest
 from jpegplus.models import build
 
 from training import calibrate, rebuild
-from training.calibrate import BLEND_TO, bpp, build_ladder, rate_budgets
+from training.calibrate import BLEND_TO, Curves, bpp, build_ladder, rate_budgets
 from training.common import load_checkpoint, restore_net
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -63,10 +63,10 @@ def test_ladder_budgets_mean_bits_per_pixel_as_the_bench_does():
     r1 = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 4.0]])  # bpp per image on the grid
     p1 = np.array([[30.0, 35.0, 40.0]] * 2)
     r2 = np.array([[0.5, 1.5, 2.5]] * 2)
-    ladder = build_ladder(np.full(100, 2.0), g, r1, p1, g, r2, p1 - 10, margin_db=1.5)
+    ladder = build_ladder(np.full(100, 2.0), Curves(g, r1, p1), Curves(g, r2, p1 - 10), margin_db=1.5)
     assert ladder.q1[60] == 50  # mean bpp 2.0 at 50, above it beyond
     assert ladder.q2[60] == 0  # scale 2 is 10 dB below: never tried
-    ladder = build_ladder(np.full(100, 2.0), g, r1, p1, g, r2, p1 - 1, margin_db=1.5)
+    ladder = build_ladder(np.full(100, 2.0), Curves(g, r1, p1), Curves(g, r2, p1 - 1), margin_db=1.5)
     assert ladder.q2[60] == 70  # within the margin, at q1's mean bpp (2.0: halfway from 50 to 90)
 
 
@@ -126,11 +126,30 @@ def test_ladder_fits_the_closed_loops_mix_not_each_scale_alone():
     # loop takes it; the second's is tiny and bad. The scale-2 mean is within q1's everywhere, the mix's is not.
     r2 = np.array([[1.1, 2.1, 3.1], [0.1, 0.3, 0.5]])
     p2 = np.array([[40.0, 45.0, 50.0], [20.0, 22.0, 24.0]])
-    ladder = build_ladder(np.full(100, 2.0), g, r1, p1, g, r2, p2, margin_db=100.0)
+    c1, c2 = Curves(g, r1, p1), Curves(g, r2, p2)
+    ladder = build_ladder(np.full(100, 2.0), c1, c2, margin_db=100.0)
     row = ladder.row(60)
     assert row.q1 == 50 and 0 < row.q2 < 50
-    offered = [(row.q1, g, r1, p1), (row.q2, g, r2, p2)]
-    assert calibrate.mix_rate(row.lam, offered) <= 2.0 < calibrate.mix_rate(row.lam, [offered[0], (row.q2 + 1, g, r2, p2)])
+    offered = [(row.q1, c1), (row.q2, c2)]
+    assert calibrate.mix_rate(row.lam, offered) <= 2.0 < calibrate.mix_rate(row.lam, [offered[0], (row.q2 + 1, c2)])
+
+
+def test_the_mix_follows_the_folds_proxy_where_it_decides():
+    from jpegplus import engine
+
+    g = [10, 50, 90]
+    r1, p1 = np.array([[1.0, 2.0, 3.0]] * 2), np.array([[25.0, 28.0, 31.0]] * 2)
+    r2, p2 = np.array([[1.1, 2.1, 3.1]] * 2), np.array([[40.0, 45.0, 50.0]] * 2)  # with PostNet: scale 2 wins
+    lam = 50.0
+    offered = lambda proxy2: [(50, Curves(g, r1, p1, p1)), (50, Curves(g, r2, p2, proxy2))]
+    assert calibrate.mix_rate(lam, offered(None)) == pytest.approx(2.1)  # no proxy: the full loop's choice
+    # Plainly decoded, scale 2 looks far worse (the proxy decides: it keeps scale 1) for the first image only;
+    # for the second the two proxy costs are within the fold's margin, so the full loop decides.
+    mse = lambda db: 255.0**2 / 10 ** (db / 10)
+    tie = 10 * np.log10(255.0**2 / (mse(28.0) - lam * 0.1))  # scale 2's plain decode: the same proxy cost
+    assert not engine.proxy_decides([[mse(28.0) + lam * 2.0], [mse(tie) + lam * 2.1]])[0]
+    proxy2 = np.array([[15.0, 18.0, 21.0], [tie - 3, tie, tie + 3]])
+    assert calibrate.mix_rate(lam, offered(proxy2)) == pytest.approx((2.0 + 2.1) / 2)
 
 
 

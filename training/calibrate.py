@@ -13,9 +13,10 @@ the low-rate regime that Pillow's bottom does not. For each q:
   q444 = the same for scale 1 with 4:4:4 chroma (its own, coarser chroma table),
        0 where it is not within `--s444-margin` dB of 4:2:0;
   then q2 and q444 are lowered until the closed loop's mix fits q's budget: each
-       image keeps its cheapest candidate (per-image curves), and an image that
-       takes a better but bigger file at scale 2 or 4:4:4 would otherwise
-       push the mean past it (mix_rate);
+       image keeps the candidate the encoder would keep (per-image curves; the
+       fold's proxy decides where the encoder's does), and an image that takes
+       a better but bigger file at scale 2 or 4:4:4 would otherwise push the
+       mean past it (mix_rate);
   λ  = −dMSE/dbpp of the scale-1 curve at q1 (the exchange rate for the choice).
 Then the real encoder (closed loop) is run at q = 10, 20, …, 90 to check the promise;
 where it writes more bits than Pillow there, that quality's second candidate is
@@ -33,6 +34,7 @@ import glob
 import io
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -67,16 +69,34 @@ def pillow_curve(images) -> tuple[np.ndarray, np.ndarray]:
     return rate / len(images), quality / len(images)
 
 
-def jpegplus_curve(bundle, images, scale: int, grid, subsampling: str = "4:2:0") -> tuple[np.ndarray, np.ndarray]:
-    """bpp and PSNR per image (n, len(grid)) of jpegplus forced to `scale` and `subsampling`."""
-    rate, quality = np.zeros((len(images), len(grid))), np.zeros((len(images), len(grid)))
+@dataclass(frozen=True)
+class Curves:
+    """One candidate kind's per-image curves on a grid of internal qualities:
+    bits per pixel, PSNR of what jpegplus.decode gives, and PSNR of the plain
+    decode (engine.plain_image: the fold's proxy; None where it is not known),
+    each (images, len(grid))."""
+    grid: list
+    bpp: np.ndarray
+    psnr: np.ndarray
+    proxy: np.ndarray | None = None
+
+    def at(self, q: float, which: str) -> np.ndarray:
+        """Per-image values (images,) of curve `which` ("bpp", "psnr", "proxy") at internal quality q."""
+        return np.array([np.interp(q, self.grid, row) for row in getattr(self, which)])
+
+
+def jpegplus_curve(bundle, images, scale: int, grid, subsampling: str = "4:2:0") -> Curves:
+    """The Curves of jpegplus forced to `scale` and `subsampling` on these images."""
+    rate, quality, proxy = (np.zeros((len(images), len(grid))) for _ in range(3))
     for i, im in enumerate(tqdm(images, desc=f"jpegplus scale {scale} {subsampling}")):
         nets = engine.TiledNets(bundle, [im])
+        size = (im.shape[1], im.shape[0])
         for j, q in enumerate(grid):
             [data] = engine.encode_candidate(bundle, nets, False, engine.Candidate(scale, q, subsampling), {})
             rate[i, j] = bpp(data, im)
             quality[i, j] = psnr(im, np.asarray(codec.decode(data, bundle=bundle)))
-    return rate, quality
+            proxy[i, j] = psnr(im, engine.plain_image(data, scale, size))
+    return Curves(list(grid), rate, quality, proxy)
 
 
 def highest_within(grid, mean_rate, budget: float) -> int:
@@ -100,70 +120,74 @@ def rate_budgets(anchor_bpp, floor_bpp: float | None, blend_to: int = BLEND_TO) 
     return budget
 
 
-def second_quality(q1: int, budget: float, g1, p1, g, r, p, margin_db: float) -> int:
-    """The internal quality of another candidate beside 4:2:0 at scale 1's q1:
-    the highest whose mean bpp (grid g, bpp and PSNR per image r, p) is within
-    `budget`, or 0 (never tried) if none is, or if its mean PSNR is more than
-    `margin_db` below q1's (grid g1, PSNR per image p1)."""
-    q = highest_within(g, r.mean(0), budget)
-    if q and np.interp(q, g, p.mean(0)) < np.interp(q1, g1, p1.mean(0)) - margin_db:
+def second_quality(q1: int, budget: float, c1: Curves, c: Curves, margin_db: float) -> int:
+    """The internal quality of another candidate (curves c) beside 4:2:0 at
+    scale 1's q1 (curves c1): the highest whose mean bpp is within `budget`, or
+    0 (never tried) if none is, or if its mean PSNR is more than `margin_db`
+    below q1's."""
+    q = highest_within(c.grid, c.bpp.mean(0), budget)
+    if q and np.interp(q, c.grid, c.psnr.mean(0)) < np.interp(q1, c1.grid, c1.psnr.mean(0)) - margin_db:
         return 0
     return q
 
 
 def mix_rate(lam: float, offered) -> float:
-    """Mean bpp over the images when each keeps the candidate with the lowest
-    MSE + λ·bpp (the closed loop's cost, engine.rd_cost), read off per-image
-    curves. `offered`: (internal quality, grid, bpp (n, grid), PSNR (n, grid))
-    per candidate; quality 0 = not offered."""
-    rates, costs = [], []
-    for q, g, r, p in offered:
-        if q:
-            rate = np.array([np.interp(q, g, row) for row in r])
-            mse = 255.0**2 / 10 ** (np.array([np.interp(q, g, row) for row in p]) / 10)
-            rates.append(rate)
-            costs.append(mse + lam * rate)
-    return float(np.take_along_axis(np.array(rates), np.argmin(costs, 0)[None], 0).mean())
+    """Mean bpp over the images when each keeps the candidate the encoder's
+    closed loop keeps (engine.encode), read off per-image curves: the lowest
+    MSE + λ·bpp (engine.rd_cost) of what decode gives, except where the fold's
+    proxy (the plain decode's cost) decides (engine.proxy_decides), as it does
+    for most images. `offered`: (internal quality, Curves) per candidate;
+    quality 0 = not offered."""
+    offered = [(q, c) for q, c in offered if q]
+    rates = np.array([c.at(q, "bpp") for q, c in offered])
+
+    def costs(which: str) -> np.ndarray:
+        return np.array([255.0**2 / 10 ** (c.at(q, which) / 10) for q, c in offered]) + lam * rates
+
+    choice = np.argmin(costs("psnr"), 0)
+    if len(offered) > 1 and all(c.proxy is not None for _, c in offered):
+        proxy = costs("proxy")
+        choice = np.where(engine.proxy_decides(proxy), np.argmin(proxy, 0), choice)
+    return float(np.take_along_axis(rates, choice[None], 0).mean())
 
 
 def fit_mix(budget: float, lam: float, offered: list, k: int) -> list:
     """`offered` (as mix_rate's) with candidate k's quality lowered to the highest
     whose mix fits `budget` (0: none does, the candidate is not offered)."""
-    q, g, r, p = offered[k]
+    q, c = offered[k]
     for trial in range(q, 0, -1):
-        offered[k] = (trial, g, r, p)
+        offered[k] = (trial, c)
         if mix_rate(lam, offered) <= budget:
             return offered
-    offered[k] = (0, g, r, p)
+    offered[k] = (0, c)
     return offered
 
 
-def build_ladder(anchor_bpp, g1, r1, p1, g2, r2, p2, margin_db: float, floor_bpp: float | None = None,
-                 g444=None, r444=None, p444=None, margin_444: float = 0.5) -> Ladder:
-    """The ladder from Pillow's mean bpp per quality (100,) and jpegplus's bpp and
-    PSNR per image (n, grid) at grids g1 (scale 1), g2 (scale 2) and g444
-    (scale 1 at 4:4:4; None: never tried). Each quality's budget is
-    rate_budgets(...): q1 is the highest internal quality within it (at least
-    1), q2 and q444 the highest within it and within q1's mean bpp
-    (second_quality, with margins `margin_db` and `margin_444`), then lowered
-    until the closed loop's mix fits the budget (fit_mix)."""
-    m1 = r1.mean(0)
-    mse1 = (255.0**2 / 10 ** (p1 / 10)).mean(0)
-    slope = rd_slope(mse1, m1, g1)
+def build_ladder(anchor_bpp, c1: Curves, c2: Curves, margin_db: float, floor_bpp: float | None = None,
+                 c444: Curves | None = None, margin_444: float = 0.5) -> Ladder:
+    """The ladder from Pillow's mean bpp per quality (100,) and jpegplus's curves
+    at scale 1 (c1), scale 2 (c2) and scale 1 at 4:4:4 (c444; None: never
+    tried). Each quality's budget is rate_budgets(...): q1 is the highest
+    internal quality within it (at least 1), q2 and q444 the highest within it
+    and within q1's mean bpp (second_quality, with margins `margin_db` and
+    `margin_444`), then lowered until the closed loop's mix fits the budget (fit_mix)."""
+    m1 = c1.bpp.mean(0)
+    mse1 = (255.0**2 / 10 ** (c1.psnr / 10)).mean(0)
+    slope = rd_slope(mse1, m1, c1.grid)
     budgets = rate_budgets(anchor_bpp, floor_bpp)
     q1s, q2s, q444s, lams = [], [], [], []
     for q in range(1, 101):
-        q1 = max(1, highest_within(g1, m1, budgets[q - 1]))
-        budget = min(float(np.interp(q1, g1, m1)), budgets[q - 1])
-        lam = round(float(max(np.interp(q1, g1, slope), 0.01)), 3)
-        offered = [(q1, g1, r1, p1), (second_quality(q1, budget, g1, p1, g2, r2, p2, margin_db), g2, r2, p2)]
-        if g444 is not None:
-            offered.append((second_quality(q1, budget, g1, p1, g444, r444, p444, margin_444), g444, r444, p444))
+        q1 = max(1, highest_within(c1.grid, m1, budgets[q - 1]))
+        budget = min(float(np.interp(q1, c1.grid, m1)), budgets[q - 1])
+        lam = round(float(max(np.interp(q1, c1.grid, slope), 0.01)), 3)
+        offered = [(q1, c1), (second_quality(q1, budget, c1, c2, margin_db), c2)]
+        if c444 is not None:
+            offered.append((second_quality(q1, budget, c1, c444, margin_444), c444))
         for k in range(1, len(offered)):
             offered = fit_mix(budgets[q - 1], lam, offered, k)
         q1s.append(q1)
         q2s.append(offered[1][0])
-        q444s.append(offered[2][0] if g444 is not None else 0)
+        q444s.append(offered[2][0] if c444 is not None else 0)
         lams.append(lam)
     return Ladder(tuple(q1s), tuple(q2s), tuple(lams), tuple(q444s))
 
@@ -243,11 +267,10 @@ def main(argv=None):
     bundle = load_bundle(args.weights)
 
     anchor_bpp, anchor_psnr = pillow_curve(images)
-    r1, p1 = jpegplus_curve(bundle, images, 1, GRID1)
-    r2, p2 = jpegplus_curve(bundle, images, 2, GRID2)
-    g444, r444, p444 = (None,) * 3 if args.no_444 else (GRID444, *jpegplus_curve(bundle, images, 1, GRID444, "4:4:4"))
-    ladder = build_ladder(anchor_bpp, GRID1, r1, p1, GRID2, r2, p2, args.s2_margin, args.floor_bpp,
-                          g444, r444, p444, args.s444_margin)
+    c1 = jpegplus_curve(bundle, images, 1, GRID1)
+    c2 = jpegplus_curve(bundle, images, 2, GRID2)
+    c444 = None if args.no_444 else jpegplus_curve(bundle, images, 1, GRID444, "4:4:4")
+    ladder = build_ladder(anchor_bpp, c1, c2, args.s2_margin, args.floor_bpp, c444, args.s444_margin)
 
     bundle = dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, ladder=ladder))
     bundle, rows = enforce(bundle, images, anchor_bpp, anchor_psnr, check(bundle, images, anchor_bpp, anchor_psnr))
@@ -256,10 +279,9 @@ def main(argv=None):
         print(json.dumps(r))
     result = {"tables": bundle.manifest.tables.to_json(), "ladder": ladder.to_json(), "check_val": rows,
               "images": len(images),
-              "curves": {"grid1": GRID1, "bpp1": r1.mean(0).tolist(), "psnr1": p1.mean(0).tolist(),
-                         "grid2": GRID2, "bpp2": r2.mean(0).tolist(), "psnr2": p2.mean(0).tolist(),
-                         **({} if g444 is None else {"grid444": g444, "bpp444": r444.mean(0).tolist(),
-                                                      "psnr444": p444.mean(0).tolist()}),
+              "curves": {**{f"{k}{name}": v for name, c in (("1", c1), ("2", c2), ("444", c444)) if c is not None
+                            for k, v in (("grid", c.grid), ("bpp", c.bpp.mean(0).tolist()),
+                                         ("psnr", c.psnr.mean(0).tolist()), ("proxy", c.proxy.mean(0).tolist()))},
                          "pillow_bpp": anchor_bpp.tolist(), "pillow_psnr": anchor_psnr.tolist()}}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
