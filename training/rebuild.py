@@ -10,6 +10,8 @@ which the model card quotes.
     python -m training.rebuild --preset gpu --out $OUT   # on one H100: PostNet v2 in 5 min (checkpoint every
                                                       # minute), exported to $OUT/weights with the shipped ladder;
                                                       # then here: training.calibrate --weights <it>, export --ladder
+    python -m training.rebuild --preset gpu-continue --out $OUT  # on one H100: the shipped PostNet 5 min further
+                                                      # (lr 3e-4), exported with the shipped PreNet and ladder
     python -m training.rebuild --preset smoke --out /tmp/smoke   # the gpu preset in miniature, on the CPU (a test runs it)
 
 The gpu preset needs no ../shared: it reads packs/gpu_pack.npz (lossless
@@ -44,6 +46,13 @@ PRESETS = {
                      "--batch", "64", "--lr", "1e-3", "--minutes", "5", "--eval-every", "2000",
                      "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
+    ],
+    "gpu-continue": [  # the shipped PostNet trained on (what a GPU session should run when the aim is the best weights)
+        ("post_more", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
+                       "--init", "weights", "--batch", "64", "--lr", "3e-4", "--minutes", "5", "--eval-every", "2000",
+                       "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_more.pt"], None),
+        ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights"],
+         None),
     ],
     "smoke": [
         ("pack", ["training.make_pack", "--data", "{train}", "--crops", "24", "--size", "64", "--compact",
