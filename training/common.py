@@ -185,9 +185,10 @@ def load_checkpoint(path: str):
 CALIBRATION_QUALITIES = (3, 10, 20, 30, 50, 70, 90)
 
 
-def postnet_feed(data: bytes) -> dict:
+def postnet_feed(data: bytes, chroma: bool = False) -> dict:
     """A jpegplus file → the inputs of PostNet's ONNX graph: {"image" (1, 3, h, w)
-    float32 in 0..1, its stored pixels; "level" (1,)}, as jpegplus.runtime.OnnxNet feeds them."""
+    float32 in 0..1, its stored pixels; "level" (1,); with `chroma` (a graph that
+    takes the 4:4:4 flag) "chroma" (1,)}, as jpegplus.runtime.OnnxNet feeds them."""
     import io
 
     from PIL import Image
@@ -198,10 +199,14 @@ def postnet_feed(data: bytes) -> dict:
     with Image.open(io.BytesIO(data)) as im:
         im.load()
         stored = stored_pixels(im)
-    return {"image": image_to_array(stored.pixels), "level": np.array([stored.level], np.float32)}
+    feed = {"image": image_to_array(stored.pixels), "level": np.array([stored.level], np.float32)}
+    if chroma:
+        feed["chroma"] = np.array([float(stored.full_chroma)], np.float32)
+    return feed
 
 
-def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256) -> list[dict]:
+def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256,
+                           chroma: bool = False) -> list[dict]:
     """PostNet graph inputs at `scale` for int8 calibration (postnet_feed): `count`
     images of `folder` (train/, never val/), cropped to crop·scale pixels, coded
     by the shipped encoder at CALIBRATION_QUALITIES in turn."""
@@ -216,5 +221,5 @@ def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int =
     for i, path in enumerate(paths[::max(1, len(paths) // count)][:count]):
         rgb = np.asarray(Image.open(path).convert("RGB"))[:crop * scale, :crop * scale]
         feeds.append(postnet_feed(jpegplus.encode(rgb, CALIBRATION_QUALITIES[i % len(CALIBRATION_QUALITIES)],
-                                                  scale=scale)))
+                                                  scale=scale), chroma))
     return feeds

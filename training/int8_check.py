@@ -55,7 +55,8 @@ def main(argv=None):
             dst = weights_dir() / g.int8[0]
         else:
             dst = out / f"post-s{g.scale}-int8.onnx"
-            quantise_int8(weights_dir() / g.file, dst, int8_calibration_feeds(args.train, g.scale, args.calibration))
+            quantise_int8(weights_dir() / g.file, dst, int8_calibration_feeds(
+                args.train, g.scale, args.calibration, chroma=reference.nets["post"].takes_chroma))
         nets["float32"][g.scale] = runtime.OnnxNet({g.scale: weights_dir() / g.file}, {g.scale: g.reach})
         nets["int8"][g.scale] = runtime.OnnxNet({g.scale: dst}, {g.scale: g.reach})
 
@@ -68,11 +69,11 @@ def main(argv=None):
         for q in QUALITIES:
             data = jpegplus.encode(rgb, q, bundle=reference)
             scale = segment.of_bytes(data).scale
-            feed = postnet_feed(data)
+            feed = postnet_feed(data, reference.nets["post"].takes_chroma)
             megapixels += h * w / 1e6
             for kind, by_scale in nets.items():
                 t = time.perf_counter()
-                y = by_scale[scale].infer(feed["image"], feed["level"], scale)
+                y = by_scale[scale].infer(feed["image"], feed["level"], scale, feed.get("chroma"))
                 seconds[kind] += time.perf_counter() - t
                 rec = np.rint(np.clip(y[0, :, :h, :w], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
                 rows[kind][q]["bpp"].append(8 * len(data) / (h * w))
