@@ -12,6 +12,8 @@ which the model card quotes.
                                                       # then here: training.calibrate --weights <it>, export --ladder
     python -m training.rebuild --preset gpu-continue --out $OUT  # on one H100: the shipped PostNet 5 min further
                                                       # (lr 3e-4), exported with the shipped PreNet and ladder
+    python -m training.rebuild --preset gpu-ceiling --out $OUT   # on one H100: a PostNet with no decode budget
+                                                      # (CEILING), 5 min from scratch, beside gpu's for the gap
     python -m training.rebuild --preset smoke --out /tmp/smoke   # the gpu preset in miniature, on the CPU (a test runs it)
 
 The gpu preset needs no ../shared: it reads packs/gpu_pack.npz (lossless
@@ -34,6 +36,9 @@ import time
 GPU_PACK = "packs/gpu_pack.npz"
 VAL_PACK = "packs/val_crops.npz"
 
+# The ceiling PostNet's config: the shipped BlockPostNet's shape, twice as wide and twice as deep in both paths.
+CEILING = '{"channels": 64, "context": 192, "detail_depth": 2, "context_depth": 8}'
+
 PRESETS = {
     "gpu-pack": [
         ("pack", ["training.make_pack", "--data", "{train}", "--crops", "3200", "--size", "128", "--compact",
@@ -53,6 +58,12 @@ PRESETS = {
                        "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_more.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights"],
          None),
+    ],
+    "gpu-ceiling": [  # issue 10's "ceiling": a PostNet with no decode budget (6.9× the multiply-adds), from scratch
+        ("post_ceiling", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
+                          "--chroma-flag", "--config", CEILING, "--batch", "64", "--lr", "1e-3", "--minutes", "5",
+                          "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK,
+                          "--out", "{out}/post_ceiling.pt"], None),
     ],
     "smoke": [
         ("pack", ["training.make_pack", "--data", "{train}", "--crops", "24", "--size", "64", "--compact",
