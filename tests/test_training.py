@@ -197,3 +197,16 @@ def test_prenet_stage_trains_prenet_alone_and_resumes(tmp_path, fixture_images):
     assert set(log[0]["shipped_real_cost"]) == {f"s{s}q{q}" for s, q in train_pre.EVAL}
     train_pre.main(args[:1] + ["5"] + args[2:])  # resumes at step 3
     assert load_checkpoint(str(tmp_path / "pre.pt"))["step"] == 5
+
+
+def test_every_preset_names_modules_and_configs_that_exist():
+    import importlib
+
+    from jpegplus.models import build
+
+    for preset, stages in rebuild.PRESETS.items():
+        for _, cmd, _ in stages:
+            importlib.import_module(cmd[0])
+            if "--config" in cmd:
+                net = build("BlockPostNet", json.loads(cmd[cmd.index("--config") + 1]))
+                assert net.reach(1) > 0, preset
