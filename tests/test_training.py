@@ -161,6 +161,9 @@ def test_real_check_lowers_a_quality_whose_mix_overshoots(monkeypatch):
     n = 100
     ladder = Ladder((50,) * n, (0,) * 9 + (30,) + (0,) * 79 + (80,) + (0,) * 10, (1.0,) * n, (0,) * 89 + (70,) + (0,) * 10)
     assert calibrate.lowered(ladder, 10).row(10).q2 == 29
+    ordered = dataclasses.replace(ladder, q2=(25,) * 9 + (26,) + ladder.q2[10:])
+    assert calibrate.lowered(ordered, 10).q2[:10] == (25,) * 10  # lower qualities never above it
+    assert calibrate.lowered(calibrate.lowered(ordered, 10), 10).q2[:10] == (24,) * 10
     assert calibrate.lowered(ladder, 90).row(90) == dataclasses.replace(ladder.row(90), q2=79)  # q2 before q444
     assert calibrate.lowered(ladder, 50) is None  # 4:2:0 at scale 1 alone: nothing to lower
     no_q2 = dataclasses.replace(ladder, q2=(0,) * n)

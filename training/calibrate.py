@@ -220,13 +220,15 @@ def check(bundle, images, anchor_bpp, anchor_psnr) -> list[dict]:
 
 def lowered(ladder: Ladder, q: int) -> Ladder | None:
     """`ladder` with user quality q's closed-loop mix one step smaller: its
-    second candidate's internal quality (q2, else q444) one lower, 0 past 1;
-    None where q offers scale 1 at 4:2:0 alone (q1 fits the budget by construction)."""
+    second candidate's internal quality (q2, else q444) one lower, 0 past 1, and
+    no lower quality's above it (quality keeps its order); None where q offers
+    scale 1 at 4:2:0 alone (q1 fits the budget by construction)."""
     i = q - 1
     for field in ("q2", "q444"):
         column = list(getattr(ladder, field))
         if column[i] > 0:
             column[i] -= 1
+            column[:i] = [min(v, column[i]) for v in column[:i]]
             return dataclasses.replace(ladder, **{field: tuple(column)})
     return None
 
