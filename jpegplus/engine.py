@@ -44,9 +44,13 @@ MULTIPLE = 16  # full-size tensors are padded to this, so scale 2 keeps 8-px ali
 # high qualities, the full loop's PostNet runs made encoding at quality 90 cost 1.2 s per megapixel.
 FOLD_MARGIN = 0.02
 ROWS = 256     # rows per chunk when comparing or converting whole images (bounded memory)
-# Quantisation levels (tables.quant_level) below which a 4:4:4 file keeps its own chroma after PostNet
-# (with_chroma_of), and below which it skips PostNet (the plain decode). Measured on 8 val/ images stored at
-# 4:4:4, PostNet whole / on luma alone, dB over the plain decode:
+# A PostNet that reads the 4:4:4 flag (shipped from model 739a1da7) restores 4:4:4 files whole. On 21 val/
+# images stored as 4:4:4 files (python -m training.check_444 --every 2), whole / luma alone, dB over the plain
+# decode: level 0.76: +1.08 / +0.66, 0.70: +0.93 / +0.55, 0.63: +0.71 / +0.41, 0.50: +0.30 / +0.16, 0.31:
+# −0.02 / −0.00. For a PostNet without it (the ablation pair, older models), these are the quantisation levels
+# (tables.quant_level) below which a 4:4:4 file keeps its own chroma after PostNet (with_chroma_of), and below
+# which it skips PostNet (the plain decode). Measured on 8 val/ images stored at 4:4:4, PostNet whole / on luma
+# alone, dB over the plain decode:
 #   level 0.68: +0.58 / +0.38, 0.65: +0.48 / +0.33, 0.59: +0.29 / +0.24, 0.55: +0.13 / +0.18, 0.43: −0.33 / +0.02
 # (jpegplus files; the fixtures at 0.34: luma alone −0.00 / −0.09 / −0.05); Pillow's own 4:4:4 files: 0.69:
 # +0.19 / +0.19, 0.52: −0.25 / −0.01, 0.27: −0.77 / −0.10.
