@@ -138,26 +138,31 @@ def test_closed_loop_takes_444_where_chroma_detail_pays(offer_444, chroma_stripe
         jpegplus.encode(arr, 90, subsampling="4:4:4")
 
 
-def test_444_files_keep_their_own_chroma_and_postnet_restores_luma(offer_444, chroma_stripes, fixture_rgb):
+def test_444_files_go_through_a_flag_reading_postnet_whole(offer_444, chroma_stripes, fixture_rgb):
+    from jpegplus.bundle import load_bundle, weights_dir
+    from jpegplus.jpeg import subsampling_of
     from jpegplus.requant import RGB_TO_YCC
 
-    def ycc(a):
-        return np.asarray(a, np.float32) @ RGB_TO_YCC.T
-
-    data = jpegplus.encode(chroma_stripes, 90, bundle=offer_444(80))
-    plain = decode_array(data)
-    out = np.asarray(jpegplus.decode(data, bundle=offer_444(80)))
     def chroma_change(a, b):  # 99th percentile: rounding, and clipping where new luma meets saturated colour
-        return np.percentile(np.abs(ycc(a)[..., 1:] - ycc(b)[..., 1:]), 99)
+        ycc = [np.asarray(x, np.float32) @ RGB_TO_YCC.T for x in (a, b)]
+        return np.percentile(np.abs(ycc[0][..., 1:] - ycc[1][..., 1:]), 99)
 
-    assert chroma_change(out, plain) < 1.5  # the stored chroma
-    assert np.abs(ycc(out)[..., 0] - ycc(plain)[..., 0]).max() > 1      # PostNet's luma
-    # Pillow's own 4:4:4 files with enhance=True: coarse ones (quality 20) go through PostNet whole, finer
-    # ones (80) keep their chroma, the finest (92) decode plainly
+    bundle = offer_444(80)
+    assert bundle.nets["post"].takes_chroma  # the shipped PostNet reads the 4:4:4 flag
+    data = jpegplus.encode(chroma_stripes, 90, bundle=bundle)
+    assert subsampling_of(Image.open(io.BytesIO(data))) == "4:4:4"
+    out, plain = np.asarray(jpegplus.decode(data, bundle=bundle)), decode_array(data)
+    assert chroma_change(out, plain) > 1.5  # restored whole: chroma too
+    # Pillow's own 4:4:4 files with enhance=True, coarse to fine: whole through the shipped PostNet; a PostNet
+    # without the flag (the ablation pair's) keeps fine files' chroma (80) or decodes the finest plainly (92).
+    unflagged = load_bundle(weights_dir() / "ablation-nofake")
+    assert not getattr(unflagged.nets["post"], "takes_chroma", False)
     for quality, use in ((20, "whole"), (80, "luma"), (92, "none")):
         buf = io.BytesIO()
         Image.fromarray(fixture_rgb).save(buf, "JPEG", quality=quality, subsampling="4:4:4")
-        enhanced = np.asarray(jpegplus.decode(buf.getvalue(), enhance=True))
         plain = decode_array(buf.getvalue())
-        assert (chroma_change(enhanced, plain) < 1.5) == (use != "whole"), quality
-        assert np.array_equal(enhanced, plain) == (use == "none"), quality
+        shipped = np.asarray(jpegplus.decode(buf.getvalue(), enhance=True))
+        assert chroma_change(shipped, plain) > 0.5 and not np.array_equal(shipped, plain), quality
+        old = np.asarray(jpegplus.decode(buf.getvalue(), enhance=True, bundle=unflagged))
+        assert (chroma_change(old, plain) < 1.5) == (use != "whole"), quality
+        assert np.array_equal(old, plain) == (use == "none"), quality

@@ -115,6 +115,7 @@ def test_torch_batch_chooses_scale_per_image_like_the_codec(photos, monkeypatch)
     real = bundle_module.default_bundle()
     ladder = real.manifest.ladder.to_json()
     ladder["q2"] = [max(1, q) for q in ladder["q1"]]
+    ladder["q444"] = [0] * len(ladder["q1"])  # scale 1 at 4:2:0 against scale 2 alone
 
     def with_ladder(lad: dict):
         return dataclasses.replace(real, manifest=dataclasses.replace(real.manifest, ladder=Ladder.from_json(lad)))
@@ -139,7 +140,7 @@ def test_bundle_is_used_for_every_input_type(photos):
     """Filter(bundle=...) takes weights as encode does: here a ladder that codes quality 50 at internal 95."""
     real = bundle_module.default_bundle()
     ladder = real.manifest.ladder.to_json()
-    ladder["q1"], ladder["q2"] = [95] * 100, [0] * 100
+    ladder["q1"], ladder["q2"], ladder["q444"] = [95] * 100, [0] * 100, [0] * 100
     fine = dataclasses.replace(real, manifest=dataclasses.replace(real.manifest, ladder=Ladder.from_json(ladder)))
     f = jpegplus.Filter(QUALITY, bundle=fine)
     expected = np.asarray(codec.decode(codec.encode(photos[0], QUALITY, bundle=fine, keep_metadata=False), bundle=fine))

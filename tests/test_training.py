@@ -112,10 +112,14 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
     train_post.main(["--init", str(weights_dir()), "--chroma-flag", "--out", out + "w", "--pack", str(tmp_path / "p.npz"),
                      "--val", str(tmp_path / "v.npy"), "--batch", "2", "--crop", "64", "--steps", "2", "--lr", "0",
                      "--threads", "1", "--eval-every", "1000", "--share-444", "1"])
+    from jpegplus.models.nets import with_chroma_flag
+
     wide = load_checkpoint(out + "w")["models"]["post"]
     assert wide["config"] == {**shipped.config, "chroma_flag": True}
-    stem = wide["state"]["stem.weight"]
-    assert torch.equal(stem[:, :-1], shipped.stem.weight) and not stem[:, -1].any()
+    want = with_chroma_flag(shipped).state_dict()  # the shipped one itself where it reads the flag already
+    assert all(torch.equal(v, want[k]) for k, v in wide["state"].items())
+    unflagged = build("BlockPostNet", {k: v for k, v in shipped.config.items() if k != "chroma_flag"})
+    assert not with_chroma_flag(unflagged).stem.weight[:, -1].any()  # a new input starts at zero
 
 
 def test_ladder_fits_the_closed_loops_mix_not_each_scale_alone():
