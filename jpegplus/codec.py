@@ -113,9 +113,11 @@ def decode(data: bytes, *, enhance: bool = False, bundle: Bundle | None = None,
     A jpegplus file comes back at its original size and mode through PostNet. A
     plain JPEG decodes exactly as Pillow decodes it, unless enhance=True, which
     runs PostNet at scale 1 on it (RGB and L files; others come back as Pillow
-    decodes them). A 4:4:4 file keeps its own chroma where it is finely
-    quantised, and its plain decode where finer still (engine.postnet_use). A segment that is damaged, from a future version or does not
-    match the image gives a SegmentWarning and the plain decode.
+    decodes them). PostNet is told whether a file is 4:4:4 and restores it
+    whole; with weights whose PostNet is not (older models), a fine 4:4:4 file
+    keeps its own chroma, and the finest their plain decode (engine.postnet_use).
+    A segment that is damaged, from a future version or does not match the
+    image gives a SegmentWarning and the plain decode.
 
     PostNet runs on the CPU with the bundle's runtime (ONNX Runtime by default);
     `device` (a torch device such as "cuda") runs it through torch there, which
