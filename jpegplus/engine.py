@@ -201,9 +201,8 @@ class BatchNets:
 
         if isinstance(net, TorchNet):
             with torch.inference_mode():
-                if net.takes_chroma and full_chroma is not None:
-                    return net.module(x, levels.to(x.device), scale, full_chroma.to(x.device))
-                return net.module(x, levels.to(x.device), scale)
+                flag = None if full_chroma is None else full_chroma.to(x.device)
+                return net.module(x, levels.to(x.device), scale, flag)
         flags = None if full_chroma is None else full_chroma.cpu().numpy()
         return torch.from_numpy(net.infer(x.cpu().numpy(), levels.cpu().numpy(), scale, flags)).to(x.device)
 

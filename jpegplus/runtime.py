@@ -205,10 +205,8 @@ class TorchNet:
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
             level = torch.from_numpy(np.asarray(levels, np.float32)).to(self.device)
-            if self.takes_chroma and full_chroma is not None:
-                flag = torch.from_numpy(np.asarray(full_chroma, np.float32)).to(self.device)
-                return self.module(t, level, scale, flag).float().cpu().numpy()
-            return self.module(t, level, scale).float().cpu().numpy()
+            flag = None if full_chroma is None else torch.from_numpy(np.asarray(full_chroma, np.float32)).to(self.device)
+            return self.module(t, level, scale, flag).float().cpu().numpy()
 
 
 def runner(net, device=None):

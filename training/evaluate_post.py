@@ -65,9 +65,8 @@ def gains(post, pre, crops: np.ndarray) -> dict:
         decoded, _ = real_jpeg(stored, tables, None if standard else [REQUANT] * len(crops), subsampling)
         y = batch_to_tensor(decoded) / 255
         plain = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
-        flag = (torch.full_like(level, float(subsampling == "4:4:4")).to(device),) \
-            if getattr(post, "takes_chroma", False) else ()
-        rec = (post(y.to(device), level.to(device), scale, *flag).float().cpu().clamp(0, 1) * 255).round()
+        flag = torch.full_like(level, float(subsampling == "4:4:4")).to(device)
+        rec = (post(y.to(device), level.to(device), scale, flag).float().cpu().clamp(0, 1) * 255).round()
         out[name] = round(float((psnr(rec, x) - psnr((plain.clamp(0, 1) * 255).round(), x)).mean()), 3)
     post.train(was_training)
     return out

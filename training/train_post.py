@@ -179,8 +179,7 @@ def main(argv=None):
         y = (batch_to_tensor(decoded) / 255).to(device, memory_format=torch.channels_last)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             level_t = torch.from_numpy(level).to(device)
-            flag = (torch.full_like(level_t, float(full_chroma)),) if getattr(post, "takes_chroma", False) else ()
-            x_hat = post(y, level_t, scale, *flag)
+            x_hat = post(y, level_t, scale, torch.full_like(level_t, float(full_chroma)))
         loss, _ = restoration_loss(x_hat, x)
         optimiser_step(opt, loss, post.parameters())
         step += 1

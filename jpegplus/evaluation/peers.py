@@ -206,7 +206,7 @@ def base_forward(name: str):
     import torch.nn.functional as F
 
     if name == "pre":
-        return lambda x, level, scale: x if scale == 1 else F.avg_pool2d(x, 2)
+        return lambda x, level, scale, full_chroma=None: x if scale == 1 else F.avg_pool2d(x, 2)
     return lambda y, level, scale, full_chroma=None: y if scale == 1 else F.interpolate(
         y, scale_factor=2, mode="bicubic", align_corners=False)
 

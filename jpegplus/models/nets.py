@@ -2,8 +2,9 @@
 
 Images are float tensors (N, 3, H, W) in 0..1. `level` is the per-sample
 quantisation level (N,) from tables.quant_level; `scale` is 1 or 2. A
-PostNet whose `takes_chroma` is true also takes `full_chroma` (N,): 1 where
-the file stores its chroma at 4:4:4, 0 at 4:2:0 (None: all 0).
+network takes `full_chroma` (N,) last, 1 where the file stores its chroma at
+4:4:4, 0 at 4:2:0 (None: all 0), so every one is called alike; only a PostNet
+whose `takes_chroma` is true reads it.
 Full-size H, W must be multiples of 16 (the codec pads).
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ class PreNet(nn.Module):
         2×2 pooling at scale 2 one more."""
         return 4 * trunk_convs(self.trunk) + 3 + (scale - 1)
 
-    def forward(self, x: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, level: torch.Tensor, scale: int, full_chroma=None) -> torch.Tensor:
         u = pixel_unshuffle(x, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
         feats = self.trunk.features(torch.cat([u, condition_maps(u, level, flag)], 1))
@@ -58,7 +59,7 @@ class PostNet(nn.Module):
         full = 4 * trunk_convs(self.trunk) + 3
         return full if scale == 1 else -(-full // 2) + 2
 
-    def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int, full_chroma=None) -> torch.Tensor:
         base = y if scale == 1 else bicubic_up2(y)
         u = pixel_unshuffle(base, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
