@@ -217,3 +217,28 @@ def test_every_preset_names_modules_and_configs_that_exist():
             if "--config" in cmd:
                 net = build("BlockPostNet", json.loads(cmd[cmd.index("--config") + 1]))
                 assert net.reach(1) > 0, preset
+
+
+@pytest.mark.parametrize("reuse", [1, 2, 4])
+def test_reuse_sees_each_batch_once_per_mirror_and_resumes_in_step(reuse):
+    from training.train_post import MIRRORS, views
+
+    def made(first):  # batch i: crops whose pixels all hold i, one odd pixel to tell the mirrors apart
+        i = first
+        while True:
+            x = np.full((2, 16, 16, 3), i, np.uint8)
+            x[:, 0, 0] = 255
+            yield x, x.copy(), np.full(2, i / 100, np.float32), 1, False
+            i += 1
+
+    def corner(t):  # which corner holds the odd pixel: the mirror applied
+        return [(0, 0), (0, 15), (15, 0), (15, 15)].index(tuple(int(v) for v in torch.nonzero(t[0, 0] == 1)[0]))
+
+    steps = [next(s) for s in [views(made, 0, reuse, torch.device("cpu"))] for _ in range(3 * reuse * reuse)]
+    seen = [(round(level[0].item() * 100), corner(x)) for (x, y), level, _, _ in steps]
+    assert all(torch.equal(x, y) for (x, y), *_ in steps)  # original and decoded get the same mirror
+    assert sorted(seen) == sorted((b, m) for b in range(3 * reuse) for m in range(reuse))  # each batch, each mirror
+    assert len(MIRRORS) == 4 and seen[:reuse] == [(b, 0) for b in range(reuse)]  # a batch's views are reuse steps apart
+    for first in range(len(steps)):  # a resumed run continues the same sequence
+        (x, _), level, _, _ = next(views(made, first, reuse, torch.device("cpu")))
+        assert (round(level[0].item() * 100), corner(x)) == seen[first]

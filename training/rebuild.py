@@ -19,6 +19,11 @@ which the model card quotes.
 The gpu preset needs no ../shared: it reads packs/gpu_pack.npz (lossless
 training crops) and packs/val_crops.npz (the val/ check), which travel with the
 working tree (carry them), and writes checkpoint and logs to --out.
+The GPU presets train on each batch four times, once per mirror image
+(train_post --reuse 4): real JPEG takes about 0.07 s per 16 crops on one core
+here, so 14 CPU workers make at most about 50 batches of 64 a second, fewer
+than a GPU can train on.
+Each log line's `waiting` is the share of time the trainer waited for batches.
 
 Training codes with the shipped manifest's table family and requantisation
 (training/common.py FAMILY), chosen on val/ beforehand; the requantisation by
@@ -48,21 +53,22 @@ PRESETS = {
     ],
     "gpu": [
         ("post_v2", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
-                     "--batch", "64", "--lr", "1e-3", "--minutes", "5", "--eval-every", "2000",
+                     "--batch", "64", "--reuse", "4", "--lr", "1e-3", "--minutes", "5", "--eval-every", "2000",
                      "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
     ],
     "gpu-continue": [  # the shipped PostNet trained on (what a GPU session should run when the aim is the best weights)
         ("post_more", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
-                       "--init", "weights", "--batch", "64", "--lr", "3e-4", "--minutes", "5", "--eval-every", "2000",
+                       "--init", "weights", "--batch", "64", "--reuse", "4", "--lr", "3e-4", "--minutes", "5",
+                       "--eval-every", "2000",
                        "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_more.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights"],
          None),
     ],
     "gpu-ceiling": [  # issue 10's "ceiling": a PostNet with no decode budget (6.9× the multiply-adds), from scratch
         ("post_ceiling", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
-                          "--chroma-flag", "--config", CEILING, "--batch", "64", "--lr", "1e-3", "--minutes", "5",
-                          "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK,
+                          "--chroma-flag", "--config", CEILING, "--batch", "64", "--reuse", "4", "--lr", "1e-3",
+                          "--minutes", "5", "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK,
                           "--out", "{out}/post_ceiling.pt"], None),
     ],
     "smoke": [
@@ -71,7 +77,7 @@ PRESETS = {
         ("val_pack", ["training.make_pack", "--data", "{val}", "--centre", "2", "--size", "64", "--compact",
                       "--out", "{out}/val.npz"], "{out}/val.npz"),
         ("post_v2", ["training.train_post", "--device", "cpu", "--workers", "1", "--threads", "1", "--chroma-flag",
-                     "--batch", "2", "--crop", "64", "--minutes", "0.15", "--eval-every", "1000",
+                     "--batch", "2", "--reuse", "2", "--crop", "64", "--minutes", "0.15", "--eval-every", "1000",
                      "--pack", "{out}/pack.npz", "--val", "{out}/val.npz", "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
     ],

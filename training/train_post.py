@@ -13,7 +13,11 @@ that a log loss learns nothing and a plain MSE hurts the finest qualities.
 
 Batches are made by `--workers` processes (real JPEG is CPU work), each from
 its own seed, so a GPU is not starved and the data do not depend on the number
-of workers. `--minutes` gives the training a wall-time budget (a resumed run
+of workers. `--reuse K` (1..4) trains on each made batch K times, once per
+mirror image (none, left-right, up-down, both), for when making batches is
+slower than training on them (a GPU fed by CPU workers): a crop side that is a
+multiple of 16 keeps the block grid, so a mirrored pair is the pair the mirrored
+crop would give, up to libjpeg's rounding (and PreNet's own asymmetry). `--minutes` gives the training a wall-time budget (a resumed run
 counts the time already spent): the learning rate then follows the budget, and
 the run stops when it is spent.
 
@@ -101,6 +105,31 @@ def batches(cfg: dict, first: int):
         yield from pool.imap(make_batch, range(first, 1 << 40), chunksize=1)
 
 
+MIRRORS = ((), (3,), (2,), (2, 3))  # the dims a view flips: none, left-right, up-down, both
+
+
+def views(made, first: int, reuse: int, device: torch.device):
+    """Training steps first, first + 1, ...: (x, y) float (N, 3, H, W) in 0..1 on
+    `device`, levels (N,), scale and the 4:4:4 flag, from the batches of `made(index)`
+    (an iterator over batches index, index + 1, ...). Steps go in groups of reuse²:
+    the group's `reuse` batches, each seen once per mirror in MIRRORS[:reuse], mirror
+    by mirror, so a batch's views are `reuse` steps apart. reuse=1: step s is batch s."""
+    group, skip = divmod(first, reuse * reuse)
+    batches = made(group * reuse)
+    while True:
+        held = []
+        for x, decoded, level, scale, full_chroma in (next(batches) for _ in range(reuse)):
+            held.append(((batch_to_tensor(x) / 255).to(device, memory_format=torch.channels_last),
+                         (batch_to_tensor(decoded) / 255).to(device, memory_format=torch.channels_last),
+                         torch.from_numpy(level).to(device), scale, full_chroma))
+        for i in range(skip, reuse * reuse):
+            mirror, b = divmod(i, reuse)
+            x, y, level, scale, full_chroma = held[b]
+            dims = MIRRORS[mirror]
+            yield (x.flip(dims), y.flip(dims)) if dims else (x, y), level, scale, full_chroma
+        skip = 0
+
+
 def hardware(device: torch.device, threads: int) -> str:
     """The machine a run trains on, for the model card."""
     if device.type == "cuda":
@@ -129,6 +158,8 @@ def main(argv=None):
     ap.add_argument("--save-every", type=float, default=60.0, help="seconds between checkpoints")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=0, help="batch-making processes (0: in this process)")
+    ap.add_argument("--reuse", type=int, default=1, choices=range(1, len(MIRRORS) + 1),
+                    help="steps per made batch, one per mirror image (for a GPU that batch making cannot keep up with)")
     ap.add_argument("--minutes", type=float, default=None, help="wall-time budget of the training, earlier runs of this checkpoint included "
                                                                  "(replaces --steps)")
     cfg = vars(ap.parse_args(argv))
@@ -165,9 +196,11 @@ def main(argv=None):
         return {"wall_s": wall_s, "runs": runs}
 
     # Loop.
-    t0 = last_save = time.time()
+    t0 = last_save = body_end = window_start = time.time()
+    waited = 0.0  # seconds spent waiting for batches since the last log line: how starved the trainer is
     budget = cfg["minutes"] * 60 if cfg["minutes"] else None
-    for x, decoded, level, scale, full_chroma in batches(cfg, step):
+    for (x, y), level_t, scale, full_chroma in views(lambda first: batches(cfg, first), step, cfg["reuse"], device):
+        waited += time.time() - body_end
         spent = wall + time.time() - t0
         progress = spent / budget if budget else step / cfg["steps"]
         if progress >= 1:
@@ -175,21 +208,22 @@ def main(argv=None):
         lr = cosine_lr(cfg["lr"], progress, 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = (batch_to_tensor(x) / 255).to(device, memory_format=torch.channels_last)
-        y = (batch_to_tensor(decoded) / 255).to(device, memory_format=torch.channels_last)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            level_t = torch.from_numpy(level).to(device)
             x_hat = post(y, level_t, scale, torch.full_like(level_t, float(full_chroma)))
         loss, _ = restoration_loss(x_hat, x)
         optimiser_step(opt, loss, post.parameters())
         step += 1
         if step % 25 == 0:
-            log(step=step, scale=scale, rmse=round(loss.item(), 3), lr=round(lr, 7))
+            now = time.time()
+            log(step=step, scale=scale, rmse=round(loss.item(), 3), lr=round(lr, 7),
+                waiting=round(waited / max(now - window_start, 1e-9), 3))
+            waited, window_start = 0.0, now
         if step % cfg["eval_every"] == 0:
             log(step=step, gain_db=gains(post, pre, val))
         if time.time() - last_save > cfg["save_every"]:
             save_checkpoint(cfg["out"], step, cfg, {"post": post}, opt, record(wall + time.time() - t0))
             last_save = time.time()
+        body_end = time.time()
     save_checkpoint(cfg["out"], step, cfg, {"post": post}, opt, record(wall + time.time() - t0))
     log(event="done", step=step, wall_s=round(wall + time.time() - t0, 1), gain_db=gains(post, pre, val))
 
