@@ -242,3 +242,14 @@ def test_reuse_sees_each_batch_once_per_mirror_and_resumes_in_step(reuse):
     for first in range(len(steps)):  # a resumed run continues the same sequence
         (x, _), level, _, _ = next(views(made, first, reuse, torch.device("cpu")))
         assert (round(level[0].item() * 100), corner(x)) == seen[first]
+
+
+def test_evaluate_post_sets_postnets_side_by_side(capsys):
+    from jpegplus.bundle import weights_dir
+    from training import evaluate_post
+
+    evaluate_post.main([str(weights_dir()), "--data", FIXTURES, "--n", "2", "--size", "64", "--threads", "1"])
+    row = json.loads(capsys.readouterr().out)
+    assert row["images"] == 2 and set(row["gain_db"]) == {name for name, *_ in evaluate_post.VAL_SETTINGS}
+    assert row["gain_db"]["std10"] > 0.3  # the shipped PostNet restores plain JPEG at quality 10
+    assert row["mean_db"] == pytest.approx(np.mean(list(row["gain_db"].values())), abs=1e-3)

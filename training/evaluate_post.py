@@ -5,11 +5,17 @@ through the frozen PreNet and the encoder's requantisation, or plain JPEGs with
 libjpeg's standard tables), and PSNR-RGB with PostNet is compared with PSNR of
 the plain decode (bicubic ×2 for half-size files: PostNet's own base).
 Used as the running check of training/train_post.py; whole-image figures at
-user quality come from the benchmark.
+user quality come from the benchmark. As a command it sets PostNets side by
+side (checkpoints of train_post, or weights folders), on whole val/ images by
+default (val/cid22's are 512×512: the centre crop of 512 is the image):
+
+    python -m training.evaluate_post runs/post_A.pt runs/post_B.pt weights
 """
 from __future__ import annotations
 
+import argparse
 import glob
+import json
 import os
 
 import numpy as np
@@ -70,3 +76,38 @@ def gains(post, pre, crops: np.ndarray) -> dict:
         out[name] = round(float((psnr(rec, x) - psnr((plain.clamp(0, 1) * 255).round(), x)).mean()), 3)
     post.train(was_training)
     return out
+
+
+def load_post(source: str):
+    """A PostNet from a train_post checkpoint (.pt) or a weights folder, on the CPU."""
+    if source.endswith(".pt"):
+        from training.common import load_checkpoint, restore_net
+
+        return restore_net(load_checkpoint(source)["models"]["post"])
+    from jpegplus.bundle import load_bundle
+
+    return load_bundle(source, names=("post",), runtime="torch").nets["post"]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("post", nargs="+", help="train_post checkpoints (.pt) or weights folders")
+    ap.add_argument("--data", default="../shared/data/val/cid22", help="folder of images (or a pack of crops)")
+    ap.add_argument("--n", type=int, default=41, help="images: the first n, sorted")
+    ap.add_argument("--size", type=int, default=512, help="centre crop side in pixels (a multiple of 16)")
+    ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    from jpegplus.bundle import load_bundle
+
+    torch.set_num_threads(args.threads)
+    crops = val_crops(args.data, args.n, args.size)
+    pre = load_bundle(args.weights, names=("pre",), runtime="torch").nets["pre"]
+    for source in args.post:
+        g = gains(load_post(source), pre, crops)
+        print(json.dumps({"post": source, "images": len(crops), "size": args.size, "gain_db": g,
+                          "mean_db": round(float(np.mean(list(g.values()))), 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
