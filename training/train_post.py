@@ -17,9 +17,11 @@ of workers. `--reuse K` (1..4) trains on each made batch K times, once per
 mirror image (none, left-right, up-down, both), for when making batches is
 slower than training on them (a GPU fed by CPU workers): a crop side that is a
 multiple of 16 keeps the block grid, so a mirrored pair is the pair the mirrored
-crop would give, up to libjpeg's rounding (and PreNet's own asymmetry). `--minutes` gives the training a wall-time budget (a resumed run
-counts the time already spent): the learning rate then follows the budget, and
-the run stops when it is spent.
+crop would give, up to libjpeg's rounding (and PreNet's own asymmetry).
+
+`--minutes` gives the training a wall-time budget (a resumed run counts the
+time already spent): the learning rate then follows the budget, and the run
+stops when it is spent.
 
 Resumable and seeded: the checkpoint (`--out`) is written every `--save-every`
 seconds and at the end, so a run cut off at any moment keeps its progress;
