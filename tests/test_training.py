@@ -31,6 +31,7 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     log = json.loads((tmp_path / "rebuild-smoke.json").read_text())
     assert set(log) == {"pack", "val_pack", "post_v2", "export"}
     assert ckpt["extra"]["runs"][0]["hardware"].endswith("1 torch thread(s)")
+    assert {k: ckpt["extra"]["runs"][0][k] for k in ("batch", "crop", "reuse")} == {"batch": 2, "crop": 64, "reuse": 2}
     capsys.readouterr()
     rebuild.main(args)  # a second run finds every stage done
     assert capsys.readouterr().out.count("done already") == 4

@@ -91,7 +91,9 @@ def main(argv=None):
     hardware = []
     for i, post in enumerate(chain):
         c = post["config"]
-        hardware += [f"d{i + 1} on {r['hardware']} from its step {r['from_step']}" for r in post.get("runs", [])]
+        for r in post.get("runs", []):
+            settings = f" ({r['batch']} × {r['crop']}², each batch {r['reuse']}×, peak lr {r['lr']})" if "crop" in r else ""
+            hardware.append(f"d{i + 1} on {r['hardware']} from its step {r['from_step']}{settings}")
         start = (f"continued from the run above (--init, peak lr {c['lr']})" if i else
                  f"continued from an earlier PostNet (--init {c['init']}, peak lr {c['lr']})") if c.get("init") \
             else "from scratch"

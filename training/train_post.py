@@ -192,7 +192,8 @@ def main(argv=None):
             shipped_gain_db=gains(load_bundle(cfg["weights"], names=("post",), runtime="torch").nets["post"], pre, val))
 
     runs = (ckpt or {}).get("extra", {}).get("runs", [])
-    runs.append({"hardware": hardware(device, cfg["threads"]), "from_step": step})
+    runs.append({"hardware": hardware(device, cfg["threads"]), "from_step": step,  # a resumed run may change these
+                 **{k: cfg[k] for k in ("batch", "crop", "reuse", "lr")}})
 
     def record(wall_s: float) -> dict:
         return {"wall_s": wall_s, "runs": runs}
