@@ -23,8 +23,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from jpegplus.bundle import load_bundle
 from jpegplus.tables import quant_level, standard_tables
-from training.common import FAMILY, REQUANT, batch_to_tensor, load_pack, real_jpeg
+from training.common import (FAMILY, REQUANT, batch_to_tensor, load_checkpoint, load_pack, real_jpeg,
+                             restore_net)
 
 # (name, scale, standard tables?, internal JPEG quality, chroma subsampling)
 VAL_SETTINGS = [("jp20", 1, False, 20, "4:2:0"), ("jp50", 1, False, 50, "4:2:0"), ("jp80", 1, False, 80, "4:2:0"),
@@ -81,11 +83,7 @@ def gains(post, pre, crops: np.ndarray) -> dict:
 def load_post(source: str):
     """A PostNet from a train_post checkpoint (.pt) or a weights folder, on the CPU."""
     if source.endswith(".pt"):
-        from training.common import load_checkpoint, restore_net
-
         return restore_net(load_checkpoint(source)["models"]["post"])
-    from jpegplus.bundle import load_bundle
-
     return load_bundle(source, names=("post",), runtime="torch").nets["post"]
 
 
@@ -98,8 +96,6 @@ def main(argv=None):
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    from jpegplus.bundle import load_bundle
-
     torch.set_num_threads(args.threads)
     crops = val_crops(args.data, args.n, args.size)
     pre = load_bundle(args.weights, names=("pre",), runtime="torch").nets["pre"]
