@@ -60,7 +60,7 @@ PRESETS = {
     "gpu-continue": [  # the shipped PostNet trained on (what a GPU session should run when the aim is the best weights)
         ("post_more", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
                        "--init", "weights", "--batch", "64", "--reuse", "4", "--lr", "3e-4", "--minutes", "5",
-                       "--eval-every", "2000",
+                       "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
                        "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_more.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights"],
          None),
