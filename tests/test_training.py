@@ -254,3 +254,19 @@ def test_evaluate_post_sets_postnets_side_by_side(capsys):
     assert row["images"] == 2 and set(row["gain_db"]) == {name for name, *_ in evaluate_post.VAL_SETTINGS}
     assert row["gain_db"]["std10"] > 0.3  # the shipped PostNet restores plain JPEG at quality 10
     assert row["mean_db"] == pytest.approx(np.mean(list(row["gain_db"].values())), abs=1e-3)
+
+
+def test_strength_check_fits_strengths_that_do_not_lose(capsys):
+    from jpegplus.bundle import weights_dir
+    from training import evaluate_post, strength_check
+
+    strength_check.main([str(weights_dir()), "--data", FIXTURES, "--n", "2", "--size", "64", "--threads", "1"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["setting"] for r in rows] == [name for name, *_ in evaluate_post.VAL_SETTINGS]
+    for r in rows:
+        # a = 1 is on the strength grid, so the fitted strengths lose at most rounding noise against PostNet as it is
+        assert r["image"] >= r["post"] - 0.02 and r["channel"] >= r["image"] - 0.02
+        assert all(0 <= a <= 2 for p in r["channel_percentiles"] for a in p)
+    assert np.mean([r["channel"] - r["post"] for r in rows]) > 0  # three numbers per image do pay something
+    std10 = next(r for r in rows if r["setting"] == "std10")
+    assert std10["post"] > 0.3  # the same figure evaluate_post gives (shared files and PostNet runs)

@@ -56,14 +56,15 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def gains(post, pre, crops: np.ndarray) -> dict:
-    """Mean PSNR gain (dB) of `post` over the plain decode, per VAL_SETTINGS entry
-    (PostNet whole: engine.postnet_use's luma-only and skip rules are not applied)."""
-    was_training = post.training
+def restored(post, pre, crops: np.ndarray):
+    """Per VAL_SETTINGS entry: (name, original, plain decode, PostNet's output),
+    float batches (N, 3, H, W) on 0..255 levels, whole numbers except the
+    original's exact ones (the plain decode is bicubic ×2 for half-size files:
+    PostNet's own base). PostNet runs whole: engine.postnet_use's luma-only and
+    skip rules are not applied. `post` is left in eval mode."""
     post.eval()
     device = next(post.parameters()).device
     x = batch_to_tensor(crops)
-    out = {}
     for name, scale, standard, q, subsampling in VAL_SETTINGS:
         t = standard_tables(q) if standard else FAMILY.tables(int(q), subsampling)
         tables = np.repeat(t[None], len(crops), 0)
@@ -75,7 +76,14 @@ def gains(post, pre, crops: np.ndarray) -> dict:
         plain = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
         flag = torch.full_like(level, float(subsampling == "4:4:4")).to(device)
         rec = (post(y.to(device), level.to(device), scale, flag).float().cpu().clamp(0, 1) * 255).round()
-        out[name] = round(float((psnr(rec, x) - psnr((plain.clamp(0, 1) * 255).round(), x)).mean()), 3)
+        yield name, x, (plain.clamp(0, 1) * 255).round(), rec
+
+
+def gains(post, pre, crops: np.ndarray) -> dict:
+    """Mean PSNR gain (dB) of `post` over the plain decode, per VAL_SETTINGS entry (see restored)."""
+    was_training = post.training
+    out = {name: round(float((psnr(rec, x) - psnr(plain, x)).mean()), 3)
+           for name, x, plain, rec in restored(post, pre, crops)}
     post.train(was_training)
     return out
 
