@@ -92,7 +92,9 @@ def main(argv=None):
     for i, post in enumerate(chain):
         c = post["config"]
         for r in post.get("runs", []):
-            settings = f" ({r['batch']} × {r['crop']}², each batch {r['reuse']}×, peak lr {r['lr']})" if "crop" in r else ""
+            budget = f", lr schedule over {r['minutes']:g} min of the chain's wall time" if r.get("minutes") else ""
+            settings = f" ({r['batch']} × {r['crop']}², each batch {r['reuse']}×, peak lr {r['lr']}{budget})" \
+                if "crop" in r else ""
             hardware.append(f"d{i + 1} on {r['hardware']} from its step {r['from_step']}{settings}")
         start = (f"continued from the run above (--init, peak lr {c['lr']})" if i else
                  f"continued from an earlier PostNet (--init {c['init']}, peak lr {c['lr']})") if c.get("init") \

@@ -21,7 +21,10 @@ crop would give, up to libjpeg's rounding (and PreNet's own asymmetry).
 
 `--minutes` gives the training a wall-time budget (a resumed run counts the
 time already spent): the learning rate then follows the budget, and the run
-stops when it is spent.
+stops when it is spent. Resuming a finished checkpoint with a larger budget
+goes on with its optimiser state from the point the longer schedule has
+reached (103 of 193 minutes: about half the peak rate), unlike `--init`,
+which starts a fresh optimiser at the peak rate.
 
 Resumable and seeded: the checkpoint (`--out`) is written every `--save-every`
 seconds and at the end, so a run cut off at any moment keeps its progress;
@@ -193,7 +196,7 @@ def main(argv=None):
 
     runs = (ckpt or {}).get("extra", {}).get("runs", [])
     runs.append({"hardware": hardware(device, cfg["threads"]), "from_step": step,  # a resumed run may change these
-                 **{k: cfg[k] for k in ("batch", "crop", "reuse", "lr")}})
+                 **{k: cfg[k] for k in ("batch", "crop", "reuse", "lr", "minutes")}})
 
     def record(wall_s: float) -> dict:
         return {"wall_s": wall_s, "runs": runs}
