@@ -270,3 +270,13 @@ def test_strength_check_fits_strengths_that_do_not_lose(capsys):
     assert np.mean([r["channel"] - r["post"] for r in rows]) > 0  # three numbers per image do pay something
     std10 = next(r for r in rows if r["setting"] == "std10")
     assert std10["post"] > 0.3  # the same figure evaluate_post gives (shared files and PostNet runs)
+
+
+def test_export_tells_a_resumed_checkpoint_from_a_continued_run():
+    from training.export import resumed
+
+    first = {"hardware": "cpu", "from_step": 0, "lr": 1e-4}
+    prev = {"runs": [first]}
+    assert resumed(prev, {"runs": [first, {"hardware": "cpu", "from_step": 500, "lr": 1e-4}]})
+    assert not resumed(prev, {"runs": [{"hardware": "cpu", "from_step": 0, "lr": 2e-4}]})  # --init: a new run
+    assert not resumed({}, {"runs": [first]})  # a record from before runs were kept

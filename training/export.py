@@ -40,6 +40,13 @@ def int8_graph(folder: Path, graph, feeds) -> tuple[str, str]:
     return final.name, digest
 
 
+def resumed(prev: dict, record: dict) -> bool:
+    """Whether training record `record` is the checkpoint of record `prev` resumed
+    (a longer budget): its runs begin with all of prev's."""
+    runs = prev.get("runs")
+    return bool(runs) and record.get("runs", [])[:len(runs)] == runs
+
+
 def identity_ladder() -> Ladder:
     return Ladder(tuple(range(1, 101)), (0,) * 100, (0.0,) * 100)
 
@@ -83,8 +90,13 @@ def main(argv=None):
         info = {k: v for k, v in base.training.items() if k not in replaced}
         for k, path in replaced.items():
             nets[k], info[k] = restore(path, k)
-            if k in base.training and (k == "pre" or info[k]["config"].get("init")):  # a continued run: keep
-                info[k]["continued_from"] = base.training[k]                          # the record it went on from
+            prev = base.training.get(k)
+            if prev and resumed(prev, info[k]):  # the same checkpoint, trained further: it replaces that record
+                info[k]["config"]["init"] = info[k]["config"].get("init") or prev["config"].get("init")
+                if "continued_from" in prev:
+                    info[k]["continued_from"] = prev["continued_from"]
+            elif prev and (k == "pre" or info[k]["config"].get("init")):  # a continued run: keep
+                info[k]["continued_from"] = prev                          # the record it went on from
     elif args.prepost:
         nets["pre"], info["prepost"] = restore(args.prepost, "pre")
         nets["post"], _ = restore(args.prepost, "post")
