@@ -27,15 +27,11 @@ import numpy as np
 import torch
 
 from jpegplus.bundle import load_bundle
+from jpegplus.evaluation.metrics import psnr
 from jpegplus.requant import RGB_TO_YCC, YCC_TO_RGB
 from training.evaluate_post import load_post, restored, val_crops
 
 STEP = 1 / 16  # strength quantisation
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of float arrays on 0..255 levels."""
-    return float(10 * np.log10(255 ** 2 / max(np.mean((a - b) ** 2), 1e-9)))
 
 
 def fit(d: np.ndarray, e: np.ndarray) -> float:
@@ -63,7 +59,7 @@ def setting_row(x, plain, rec) -> dict:
     dy, ey = to_ycc(d.transpose(1, 0, 2, 3)), to_ycc(e.transpose(1, 0, 2, 3))  # (3, N, H, W)
     pooled = [float((dy[c] * ey[c]).sum() / (dy[c] * dy[c]).sum()) for c in range(3)]
     base = [psnr(plain[i], x[i]) for i in range(len(x))]
-    per_channel = [[fit(to_ycc(d[i])[c], to_ycc(e[i])[c]) for c in range(3)] for i in range(len(x))]
+    per_channel = [[fit(dy[c, i], ey[c, i]) for c in range(3)] for i in range(len(x))]
     gains = {
         "post": [psnr(rec[i], x[i]) for i in range(len(x))],
         "global": [psnr(apply(plain[i], d[i], pooled), x[i]) for i in range(len(x))],
