@@ -34,30 +34,33 @@ from training.evaluate_post import load_post, restored, val_crops
 STEP = 1 / 16  # strength quantisation
 
 
+def least_squares(d: np.ndarray, e: np.ndarray) -> float:
+    """The strength a that brings a·d closest to e (same shapes), unquantised."""
+    return float((d * e).sum() / max((d * d).sum(), 1e-9))
+
+
 def fit(d: np.ndarray, e: np.ndarray) -> float:
-    """The least-squares strength a of correction d toward target e (same shapes), quantised to STEP in [0, 2]."""
-    a = float((d * e).sum() / max((d * d).sum(), 1e-9))
-    return float(np.clip(np.round(a / STEP) * STEP, 0, 2))
+    """least_squares quantised to STEP in [0, 2]."""
+    return float(np.clip(np.round(least_squares(d, e) / STEP) * STEP, 0, 2))
+
+
+def mix(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """3×3 matrix m applied to the channels of v (3, ...)."""
+    return np.einsum("ij,j...->i...", m, v)
 
 
 def apply(plain: np.ndarray, d: np.ndarray, strengths) -> np.ndarray:
     """plain + A·d, rounded and clamped to 0..255: plain (3, H, W), d (3, H, W)
     PostNet's correction in RGB, strengths (a_Y, a_Cb, a_Cr)."""
-    a = YCC_TO_RGB @ np.diag(strengths) @ RGB_TO_YCC
-    return np.clip(np.rint(plain + np.einsum("ij,jhw->ihw", a, d)), 0, 255)
-
-
-def to_ycc(v: np.ndarray) -> np.ndarray:
-    """RGB differences (3, ...) → YCbCr differences (no offset), the same shape."""
-    return np.einsum("ij,j...->i...", RGB_TO_YCC, v)
+    return np.clip(np.rint(plain + mix(YCC_TO_RGB @ np.diag(strengths) @ RGB_TO_YCC, d)), 0, 255)
 
 
 def setting_row(x, plain, rec) -> dict:
     """The figures of one setting: batches (N, 3, H, W) float on 0..255 (restored's)."""
     x, plain, rec = (t.numpy().astype(np.float64) for t in (x, plain, rec))
     d, e = rec - plain, x - plain
-    dy, ey = to_ycc(d.transpose(1, 0, 2, 3)), to_ycc(e.transpose(1, 0, 2, 3))  # (3, N, H, W)
-    pooled = [float((dy[c] * ey[c]).sum() / (dy[c] * dy[c]).sum()) for c in range(3)]
+    dy, ey = mix(RGB_TO_YCC, d.transpose(1, 0, 2, 3)), mix(RGB_TO_YCC, e.transpose(1, 0, 2, 3))  # (3, N, H, W) YCbCr
+    pooled = [least_squares(dy[c], ey[c]) for c in range(3)]
     base = [psnr(plain[i], x[i]) for i in range(len(x))]
     per_channel = [[fit(dy[c, i], ey[c, i]) for c in range(3)] for i in range(len(x))]
     gains = {
