@@ -74,13 +74,15 @@ class TableFamily:
 
     Tables are T = m·(S/m)^flatness with chroma weighted by chroma_weight
     (jpegplus.tables), and by chroma_444 more in 4:4:4 files, which hold four
-    times the chroma coefficients; deadzone and eob are jpegplus.requant's
-    options (absent in older manifests: 0.5 and 0, libjpeg's own quantiser)."""
+    times the chroma coefficients; deadzone, eob and sharp are jpegplus.requant's
+    options (absent in older manifests: 0.5, 0 and 0, libjpeg's own quantiser
+    and 2×2 chroma averages)."""
     flatness: float
     chroma_weight: float
     deadzone: float = 0.5
     eob: float = 0.0
     chroma_444: float = 2.0
+    sharp: float = 0.0
 
     def tables(self, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
         """Tables at internal JPEG quality 1..100 for a file of `subsampling`
@@ -90,8 +92,8 @@ class TableFamily:
 
     @property
     def requant(self) -> dict:
-        """{"deadzone", "eob"}: the keyword options of jpegplus.requant.requantise."""
-        return {"deadzone": self.deadzone, "eob": self.eob}
+        """{"deadzone", "eob", "sharp"}: the keyword options of jpegplus.requant.requantise."""
+        return {"deadzone": self.deadzone, "eob": self.eob, "sharp": self.sharp}
 
     def requantise(self, image: np.ndarray, tables: np.ndarray, subsampling: str = "4:2:0") -> np.ndarray:
         """uint8 (H, W, 3) or (H, W) → the same, requantised for `tables` as the encoder does."""
@@ -100,15 +102,16 @@ class TableFamily:
     @classmethod
     def from_json(cls, raw) -> TableFamily:
         """From the manifest's "tables" object; ValueError if it is malformed."""
-        optional = ("deadzone", "eob", "chroma_444")
+        optional = ("deadzone", "eob", "chroma_444", "sharp")
         if not isinstance(raw, dict) or not all(_number(raw.get(k)) for k in ("flatness", "chroma_weight")) \
                 or not all(_number(raw[k]) for k in optional if k in raw):
-            raise ValueError("tables (numbers flatness, chroma_weight; optional deadzone, eob, chroma_444)")
+            raise ValueError("tables (numbers flatness, chroma_weight; optional deadzone, eob, chroma_444, sharp)")
         return cls(**{k: float(raw[k]) for k in ("flatness", "chroma_weight") + optional if k in raw})
 
     def to_json(self) -> dict:
         return {"flatness": self.flatness, "chroma_weight": self.chroma_weight,
-                "deadzone": self.deadzone, "eob": self.eob, "chroma_444": self.chroma_444}
+                "deadzone": self.deadzone, "eob": self.eob, "chroma_444": self.chroma_444,
+                "sharp": self.sharp}
 
 
 @dataclass(frozen=True)

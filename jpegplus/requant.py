@@ -16,7 +16,14 @@ baseline JPEG. Two choices are made:
   code lengths) buy less than λ·bits of squared error, λ = `eob`·Q̄², Q̄ the
   mean of the table's nine lowest-frequency steps (a crude trellis).
 
-Both numbers are chosen on val/ (training/requant_sweep.py) and stored in the
+A third, for 4:2:0 files, is which half-resolution chroma to store. libjpeg
+averages each 2×2 block, but every decoder upsamples with its "fancy"
+triangle filter (¾ the nearest sample, ¼ the next), so the averages come back
+blurred. With `sharp` = 1 the stored chroma is instead the least-squares
+solution for that upsampler (as libwebp's "sharp YUV" does for its own); 0
+keeps the averages, values between blend the two.
+
+The numbers are chosen on val/ (training/requant_sweep.py) and stored in the
 weights manifest. Arrays are uint8 (H, W, 3) RGB or (H, W) grey; tables
 (2, 8, 8) luma, chroma. Work is done in bands of BAND rows, so memory stays
 bounded on huge images, and the bands of an image are shared among
@@ -30,6 +37,8 @@ import numpy as np
 from .runtime import one_blas_thread, pool
 
 BAND = 256  # rows per band: a multiple of 16 (one 4:2:0 MCU row)
+SHARP_TAPS = 7  # terms of the fancy upsampler's inverse filter kept: the last weighs (2/3)·3⁻⁶ ≈ 1e-3
+CONTEXT = 16  # rows read above and below a band for that filter: ≥ 2·SHARP_TAPS − 1, a multiple of 16
 
 # JFIF RGB → YCbCr (centred: Cb, Cr without their +128 offset), as libjpeg converts.
 RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
@@ -147,12 +156,35 @@ def quantise_plane(plane: np.ndarray, table: np.ndarray, deadzone: float, eob: f
     return rec.reshape(h // 8, w // 8, 8, 8).transpose(0, 2, 1, 3).reshape(h, w)
 
 
+def fancy_inverse(plane: np.ndarray, axis: int) -> np.ndarray:
+    """float32 plane, even length along `axis` → half that length: the samples
+    whose libjpeg "fancy" upsampling (output 2i is ¾·s[i] + ¼·s[i−1], 2i+1 is
+    ¾·s[i] + ¼·s[i+1], edges repeated) comes closest to `plane` in least squares.
+    That upsampler's pseudo-inverse is the filter s[i] = Σₖ (2/3)(−1/3)ᵏ·(p[2i−2k]
+    + p[2i+1+2k]); symmetric extension past the ends makes it exact there too
+    (within 1 % of the signal's step, against numpy's pinv)."""
+    p = np.moveaxis(plane, axis, 0)
+    m, r = p.shape[0], 2 * SHARP_TAPS
+    p = np.pad(p, [(r, r)] + [(0, 0)] * (p.ndim - 1), mode="symmetric")
+    out = np.zeros((m // 2,) + p.shape[1:], np.float32)
+    term = np.empty_like(out)
+    for k in range(SHARP_TAPS):  # in place: temporaries cost more than the arithmetic here
+        np.add(p[r - 2 * k:r - 2 * k + m:2], p[r + 1 + 2 * k:r + 1 + 2 * k + m:2], out=term)
+        term *= np.float32(2 / 3 * (-1 / 3) ** k)
+        out += term
+    return np.moveaxis(out, 0, axis)
+
+
 def requantise_band(band: np.ndarray, tables: np.ndarray, deadzone: float, eob: float,
-                    subsampling: str = "4:2:0") -> np.ndarray:
-    """One band (h, w, 3) float32, h and w multiples of 16 → RGB float32 whose
-    JPEG coefficients at `subsampling` ("4:2:0" or "4:4:4") are the requantised ones."""
-    h, w = band.shape[:2]
-    ycc = band @ RGB_TO_YCC.T
+                    subsampling: str = "4:2:0", sharp: float = 0.0, context: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """One band (top + h + bottom, w, 3) float32, h and w multiples of 16, with
+    `context` = (top, bottom) rows around it that are read (by the sharp chroma
+    filter) but not returned → RGB float32 (h, w, 3) whose JPEG coefficients at
+    `subsampling` ("4:2:0" or "4:4:4") are the requantised ones."""
+    top, bottom = context
+    ycc_all = band @ RGB_TO_YCC.T
+    ycc = ycc_all[top:len(band) - bottom]
+    h, w = ycc.shape[:2]
     ycc[..., 0] = quantise_plane(ycc[..., 0] - 128, tables[0], deadzone, eob) + 128
     for i in (1, 2):
         full = ycc[..., i]
@@ -160,17 +192,22 @@ def requantise_band(band: np.ndarray, tables: np.ndarray, deadzone: float, eob: 
             ycc[..., i] = quantise_plane(full, tables[1], deadzone, eob)
             continue
         half = full.reshape(h // 2, 2, w // 2, 2).mean((1, 3))  # what the encoder's 2×2 averaging sees
-        shift = quantise_plane(half, tables[1], deadzone, eob) - half
+        target = half
+        if sharp > 0:
+            lsq = fancy_inverse(fancy_inverse(ycc_all[..., i], 0), 1)[top // 2:top // 2 + h // 2]
+            target = half + np.float32(sharp) * (lsq - half)
+        shift = quantise_plane(target, tables[1], deadzone, eob) - half
         ycc[..., i] = full + np.repeat(np.repeat(shift, 2, 0), 2, 1)  # moves each 2×2 mean by exactly `shift`
     return ycc @ YCC_TO_RGB.T
 
 
 def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: float = 0.0,
-               subsampling: str = "4:2:0") -> np.ndarray:
+               subsampling: str = "4:2:0", sharp: float = 0.0) -> np.ndarray:
     """uint8 image (H, W, 3) or (H, W) → the same shape, simplified so that
     libjpeg with `tables` (colour at `subsampling`, "4:2:0" or "4:4:4") codes it with these choices.
-    deadzone ≤ 0.5 and eob = 0 (libjpeg's own quantiser) return the input itself."""
-    if deadzone <= 0.5 and eob <= 0:
+    deadzone ≤ 0.5, eob = 0 and sharp = 0 (libjpeg's own quantiser) return the input itself."""
+    sharp = sharp if subsampling == "4:2:0" and arr.ndim == 3 else 0.0
+    if deadzone <= 0.5 and eob <= 0 and sharp <= 0:
         return arr
     tables = np.asarray(tables)
     grey = arr.ndim == 2
@@ -180,11 +217,13 @@ def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: 
     out = np.empty_like(arr)
 
     def one_band(r: int) -> None:
-        band = src[r:r + BAND].astype(np.float32)
         if grey:
-            rec = quantise_plane(band - 128, tables[0], deadzone, eob) + 128
+            rec = quantise_plane(src[r:r + BAND].astype(np.float32) - 128, tables[0], deadzone, eob) + 128
         else:
-            rec = requantise_band(band, tables, deadzone, eob, subsampling)
+            reach = CONTEXT if sharp > 0 else 0
+            lo, hi = max(r - reach, 0), min(r + BAND + reach, len(src))
+            rec = requantise_band(src[lo:hi].astype(np.float32), tables, deadzone, eob, subsampling, sharp,
+                                  (r - lo, hi - min(r + BAND, len(src))))
         rows = min(BAND, h - r)
         out[r:r + rows] = np.clip(np.rint(rec[:rows, :w]), 0, 255).astype(np.uint8)
 

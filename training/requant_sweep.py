@@ -1,6 +1,7 @@
 """Choose the encoder's requantisation on val/ (jpegplus/requant.py).
 
-For each setting (dead-zone threshold : end-of-block λ factor): the table
+For each setting (dead-zone threshold : end-of-block λ factor [: sharp chroma
+share, default the family's]): the table
 family of the weights in --weights (default: the packaged ones) with that
 requantisation (no networks), real libjpeg-turbo, averaged over the images;
 BD-rate over PSNR-RGB against Pillow default q10..90 (the benchmark's anchor).
@@ -40,7 +41,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--images", default="../shared/data/val/**/*.png")
     ap.add_argument("--settings", default="0.5:0,0.6:0,0.65:0,0.7:0,0.75:0,0.8:0,0.55:0.1,0.6:0.07,0.6:0.1,0.6:0.13",
-                    help="comma-separated deadzone:eob pairs")
+                    help="comma-separated deadzone:eob[:sharp] settings")
     ap.add_argument("--weights", default=None, help="weights folder whose table family is swept (default: packaged)")
     ap.add_argument("--out", default="runs/requant.json")
     args = ap.parse_args(argv)
@@ -55,16 +56,16 @@ def main(argv=None):
 
     results = {}
     for setting in args.settings.split(","):
-        deadzone, eob = (float(v) for v in setting.split(":"))
+        deadzone, eob, sharp = ([float(v) for v in setting.split(":")] + [family.sharp])[:3]
 
-        def code(im, q, setting=dataclasses.replace(family, deadzone=deadzone, eob=eob)):
+        def code(im, q, setting=dataclasses.replace(family, deadzone=deadzone, eob=eob, sharp=sharp)):
             t = setting.tables(q)
             data = encode_array(setting.requantise(im, t), t)
             return data, decode_array(data)
         rate, dist = average_curve(images, code)
-        results[setting] = {"deadzone": deadzone, "eob": eob, "bpp": rate, "psnr": dist,
+        results[setting] = {"deadzone": deadzone, "eob": eob, "sharp": sharp, "bpp": rate, "psnr": dist,
                             "bd_rate_psnr": bd_rate(anchor_rate, anchor_psnr, rate, dist)}
-        print(f"deadzone {deadzone:.2f}, eob {eob:.2f}: BD-rate {results[setting]['bd_rate_psnr']:+.2f} %", flush=True)
+        print(f"deadzone {deadzone:.2f}, eob {eob:.2f}, sharp {sharp:.2f}: BD-rate {results[setting]['bd_rate_psnr']:+.2f} %", flush=True)
     with open(args.out, "w") as f:
         json.dump({"images": len(images), "grid": GRID, "settings": results}, f, indent=1)
 
