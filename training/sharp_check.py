@@ -3,12 +3,13 @@ as the plain file and through PostNet.
 
 Whole val/ images are coded as the encoder codes them at scale 1 and 4:2:0
 (frozen PreNet, the family's tables and requantisation) at several internal
-qualities, once per sharp share; each share's curve (mean bpp, mean PSNR-RGB)
-is set against share 0 (2×2 averages) by BD-rate, for the plain decode and for
-PostNet's output. A PostNet trained on averaged chroma sharpens chroma that is
-already sharp, so the second figure needs a PostNet trained on such files.
+qualities, with a given sharp share; each curve (mean bpp, mean PSNR-RGB) is
+set against the first one by BD-rate, for the plain decode and for PostNet's
+output. A PostNet trained on averaged chroma sharpens chroma that is already
+sharp, so the second figure needs a PostNet trained on such files. Each
+argument is a PostNet (train_post checkpoint or weights folder) @ a share:
 
-    python -m training.sharp_check weights --shares 0,0.5
+    python -m training.sharp_check weights@0 weights@0.5 runs/post_sharp.pt@0.5
 """
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def curves(post, pre, crops: np.ndarray, share: float) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("post", help="a train_post checkpoint (.pt) or a weights folder")
-    ap.add_argument("--shares", default="0,0.5", help="comma-separated sharp shares; the first is the anchor")
+    ap.add_argument("runs", nargs="+", help="SOURCE@SHARE: a train_post checkpoint (.pt) or a weights folder, "
+                    "and the sharp share its files are coded with; the first is the anchor")
     ap.add_argument("--data", default="../shared/data/val/cid22")
     ap.add_argument("--n", type=int, default=41)
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
@@ -60,14 +61,15 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     crops = val_crops(args.data, args.n, 512)
     pre = load_bundle(args.weights, names=("pre",), runtime="torch").nets["pre"]
-    post = load_post(args.post).eval()
-    shares = [float(s) for s in args.shares.split(",")]
     anchor = None
-    for share in shares:
-        c = curves(post, pre, crops, share)
+    for run in args.runs:
+        source, _, share = run.rpartition("@")
+        if not source:
+            raise SystemExit(f"{run}: expected SOURCE@SHARE, e.g. weights@0.5")
+        c = curves(load_post(source).eval(), pre, crops, float(share))
         anchor = anchor or c
         bd = {k: round(bd_rate(anchor["bpp"], anchor[k], c["bpp"], c[k]), 2) for k in ("plain", "post")}
-        print(json.dumps({"source": args.post, "share": share, "bd_rate_vs_first": bd, **c}), flush=True)
+        print(json.dumps({"source": source, "share": float(share), "bd_rate_vs_first": bd, **c}), flush=True)
 
 
 if __name__ == "__main__":

@@ -95,8 +95,7 @@ def main(argv=None):
     ap.add_argument("--val", default="../shared/data/val/cid22", help="images of the fidelity report")
     cfg = vars(ap.parse_args(argv))
     log, rng = start_run(cfg)
-    requant = {"deadzone": FAMILY.deadzone, "eob": FAMILY.eob} if cfg["requant"] == "encoder" \
-        else {"deadzone": 0.5, "eob": 0.0}  # the FakeCodec models these two; it sees chroma averaged
+    requant = FAMILY.requant if cfg["requant"] == "encoder" else {"deadzone": 0.5, "eob": 0.0}
 
     codec = build("FakeCodec", {"channels": cfg["channels"], "depth": cfg["depth"], **requant,
                                 "rate_bands": cfg["rate_bands"], "entropy": cfg["entropy"]})

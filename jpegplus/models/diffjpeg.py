@@ -1,7 +1,8 @@
 """Differentiable JPEG (baseline, 4:2:0) in torch: the analytic core of FakeCodec.
 
 Follows libjpeg-turbo's data path: JFIF RGB→YCbCr, 2×2 box chroma
-downsampling, 8×8 DCT, quantisation by the given tables, dequantisation, IDCT,
+downsampling (moved toward the least-squares chroma for the decoder's
+upsampling by the encoder's `sharp` share, as jpegplus.requant does), 8×8 DCT, quantisation by the given tables, dequantisation, IDCT,
 "fancy" (triangular) chroma upsampling, YCbCr→RGB, rounding and clamping.
 Rounding is straight-through: exact in the forward pass, identity gradient.
 All images are float tensors (N, 3, H, W) in 0..255 with H, W multiples of 16.
@@ -63,6 +64,21 @@ def fancy_upsample(c: torch.Tensor) -> torch.Tensor:
     return F.interpolate(c[:, None], scale_factor=2, mode="bilinear", align_corners=False)[:, 0]
 
 
+def fancy_inverse(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """jpegplus.requant.fancy_inverse in torch (differentiable): (…) with an even
+    length along `dim` (-1 or -2) → half that length along it."""
+    from ..requant import SHARP_TAPS
+
+    r = 2 * SHARP_TAPS
+    x = x.movedim(dim, -1)
+    p = torch.cat([x[..., :r].flip(-1), x, x[..., -r:].flip(-1)], -1)  # symmetric extension, as numpy's
+    m = x.shape[-1]
+    out = 0
+    for k in range(SHARP_TAPS):
+        out = out + 2 / 3 * (-1 / 3) ** k * (p[..., r - 2 * k:r - 2 * k + m:2] + p[..., r + 1 + 2 * k:r + 1 + 2 * k + m:2])
+    return out.movedim(-1, dim)
+
+
 def encoder_levels(c: torch.Tensor, tables: torch.Tensor, deadzone: float, eob: float) -> torch.Tensor:
     """The integer levels jpegplus's encoder gives scaled coefficients c (N, bh, bw, 8, 8)
     with per-sample 8×8 `tables` (N, 8, 8): jpegplus.requant's dead zone and
@@ -87,16 +103,19 @@ class DiffJPEG(torch.nn.Module):
     the scaled DCT coefficients c = DCT/Q (before rounding) per plane and the
     levels the encoder gives them (straight-through), which the rate model reads.
     tables: (N, 2, 8, 8) luma and chroma quantisers. `deadzone` and `eob` are
-    the encoder's requantisation (jpegplus.requant; 0.5 and 0: libjpeg's own)."""
+    the encoder's requantisation (jpegplus.requant; 0.5 and 0: libjpeg's own),
+    `sharp` its chroma share (0: libjpeg's 2×2 averages)."""
 
-    def __init__(self, deadzone: float = 0.5, eob: float = 0.0):
+    def __init__(self, deadzone: float = 0.5, eob: float = 0.0, sharp: float = 0.0):
         super().__init__()
-        self.deadzone, self.eob = deadzone, eob
+        self.deadzone, self.eob, self.sharp = deadzone, eob, sharp
         self.register_buffer("dct", dct_matrix(), persistent=False)
 
     def forward(self, x: torch.Tensor, tables: torch.Tensor):
         ycc = rgb_to_ycbcr(x) - 128
         chroma = F.avg_pool2d(ycc[:, 1:], 2)
+        if self.sharp > 0:
+            chroma = chroma + self.sharp * (fancy_inverse(fancy_inverse(ycc[:, 1:], -2), -1) - chroma)
         planes = [ycc[:, 0], chroma[:, 0], chroma[:, 1]]
         out, coeffs, levels = [], [], []
         for i, p in enumerate(planes):

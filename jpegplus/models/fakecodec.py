@@ -79,22 +79,24 @@ class FakeCodec(nn.Module):
     """forward(x, tables) → {"x_hat": (N,3,H,W) 0..255, "bits": (N,) estimated file bits}.
 
     x: float (N, 3, H, W) in 0..255, H and W multiples of 16; tables: (N, 2, 8, 8).
-    `deadzone` and `eob` are the encoder's requantisation it imitates (0.5 and 0:
-    libjpeg's own rounding, what the first FakeCodec modelled). The rate model has
+    `deadzone`, `eob` and `sharp` are the encoder's requantisation it imitates (0.5,
+    0 and 0: libjpeg's own rounding and chroma averages, what the first FakeCodec modelled). The rate model has
     one weight vector per band of quantisation level (`rate_bands`; band b holds
     levels from rate_edges[b - 1] up), fitted by training/train_fakecodec.py."""
 
     def __init__(self, channels: int = 32, depth: int = 3, deadzone: float = 0.5, eob: float = 0.0,
-                 rate_bands: int = 1, entropy: bool = False):
+                 rate_bands: int = 1, entropy: bool = False, sharp: float = 0.0):
         super().__init__()
         self.config = {"channels": channels, "depth": depth}
         if (deadzone, eob, rate_bands) != (0.5, 0.0, 1):  # older checkpoints have none of these keys
             self.config.update(deadzone=deadzone, eob=eob, rate_bands=rate_bands)
         if entropy:
             self.config["entropy"] = True
+        if sharp:
+            self.config["sharp"] = sharp
         self.entropy = entropy
         self.n_rate = N_RATE_FEATURES + N_ENTROPY_FEATURES * entropy
-        self.jpeg = DiffJPEG(deadzone, eob)
+        self.jpeg = DiffJPEG(deadzone, eob, sharp)
         self.correct = Trunk(48 + 1, 48, channels, depth)
         shape = (self.n_rate,) if rate_bands == 1 else (rate_bands, self.n_rate)
         self.register_buffer("rate_weights", torch.zeros(shape))
