@@ -125,6 +125,8 @@ def test_sharp_chroma_bands_and_444_grey(fixture_rgb, monkeypatch):
     assert (whole != requant.requantise(fixture_rgb, TABLES, **OPTIONS)).any()
     monkeypatch.setattr(requant, "BAND", 32)  # bands read CONTEXT rows around them: seams must not show
     np.testing.assert_array_equal(requant.requantise(fixture_rgb, TABLES, **sharp), whole)
+    odd = requant.requantise(fixture_rgb[:37, :53], TABLES, **sharp)
+    assert odd.shape == (37, 53, 3) and odd.dtype == np.uint8
     for args in ((fixture_rgb, "4:4:4"), (np.ascontiguousarray(fixture_rgb[..., 1]), "4:2:0")):
         np.testing.assert_array_equal(requant.requantise(args[0], TABLES, **sharp, subsampling=args[1]),
                                       requant.requantise(args[0], TABLES, **OPTIONS, subsampling=args[1]))
