@@ -111,7 +111,7 @@ class TableFamily:
     def to_json(self) -> dict:
         return {"flatness": self.flatness, "chroma_weight": self.chroma_weight,
                 "deadzone": self.deadzone, "eob": self.eob, "chroma_444": self.chroma_444,
-                "sharp": self.sharp}
+                **({"sharp": self.sharp} if self.sharp else {})}  # absent: 0, as in manifests before it
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 
 import jpegplus
 from jpegplus import bundle as bundle_mod
+from jpegplus import requant as requant_mod
 from jpegplus.bundle import ENV_VAR, default_bundle, load_bundle, weights_dir
 from jpegplus.errors import JpegPlusError, WeightsError
 from jpegplus.tables import jpegplus_tables
@@ -268,6 +269,17 @@ def test_older_manifest_without_requantisation_means_libjpegs_quantiser(folder):
     assert family.requant == {"deadzone": 0.5, "eob": 0.0, "sharp": 0.0}
     rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     assert family.requantise(rgb, family.tables(50)) is rgb  # libjpeg's own rounding: the input itself
+
+
+def test_sharp_chroma_share_round_trips_and_reaches_the_requantisation(folder):
+    m = manifest_of(folder)
+    m["tables"]["sharp"] = 0.5
+    write_manifest(folder, m)
+    family = bundle_mod.read_manifest(folder).tables
+    assert family.requant["sharp"] == 0.5 and family.to_json() == m["tables"]
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    t = family.tables(80)
+    assert (family.requantise(rgb, t) != requant_mod.requantise(rgb, t, family.deadzone, family.eob)).any()
 
 
 def test_older_manifest_without_444_never_tries_it(folder):
