@@ -92,8 +92,8 @@ class TableFamily:
 
     @property
     def requant(self) -> dict:
-        """{"deadzone", "eob", "sharp"}: the keyword options of jpegplus.requant.requantise."""
-        return {"deadzone": self.deadzone, "eob": self.eob, "sharp": self.sharp}
+        """{"deadzone", "eob"[, "sharp" when set]}: the keyword options of jpegplus.requant.requantise."""
+        return {"deadzone": self.deadzone, "eob": self.eob, **({"sharp": self.sharp} if self.sharp else {})}
 
     def requantise(self, image: np.ndarray, tables: np.ndarray, subsampling: str = "4:2:0") -> np.ndarray:
         """uint8 (H, W, 3) or (H, W) → the same, requantised for `tables` as the encoder does."""
