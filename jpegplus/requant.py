@@ -17,11 +17,13 @@ baseline JPEG. Two choices are made:
   mean of the table's nine lowest-frequency steps (a crude trellis).
 
 A third, for 4:2:0 files, is which half-resolution chroma to store. libjpeg
-averages each 2×2 block, but every decoder upsamples with its "fancy"
-triangle filter (¾ the nearest sample, ¼ the next), so the averages come back
-blurred. With `sharp` = 1 the stored chroma is instead the least-squares
-solution for that upsampler (as libwebp's "sharp YUV" does for its own); 0
-keeps the averages, values between blend the two.
+averages each 2×2 block, but most decoders (libjpeg-turbo's default, so Pillow
+and the browsers) upsample with the "fancy" triangle filter (¾ the nearest
+sample, ¼ the next), so the averages come back blurred. With `sharp` = 1 the
+stored chroma is instead the least-squares solution for that upsampler (as
+libwebp's "sharp YUV" does for its own); 0 keeps the averages, values between
+blend the two. Decoders that repeat each sample instead see such chroma worse
+than the averages, which is why the shipped share is 0 (README, "not shipped").
 
 The numbers are chosen on val/ (training/requant_sweep.py) and stored in the
 weights manifest. Arrays are uint8 (H, W, 3) RGB or (H, W) grey; tables

@@ -255,7 +255,8 @@ def test_manifest_types_read_what_the_json_says(folder):
     assert np.array_equal(m.tables.tables(50), jpegplus_tables(50, t["flatness"], t["chroma_weight"]))
     assert np.array_equal(m.tables.tables(50, "4:4:4"),
                           jpegplus_tables(50, t["flatness"], t["chroma_weight"] * t["chroma_444"]))
-    assert m.tables.requant == {"deadzone": t["deadzone"], "eob": t["eob"], **({"sharp": t["sharp"]} if "sharp" in t else {})}
+    sharp = {"sharp": t["sharp"]} if "sharp" in t else {}  # named only when set
+    assert m.tables.requant == {"deadzone": t["deadzone"], "eob": t["eob"], **sharp}
     assert m.models["post"].file == raw["models"]["post"]["file"]
     assert load_bundle(folder).manifest == m
 

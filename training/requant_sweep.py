@@ -78,7 +78,8 @@ def main(argv=None):
         rate, dist = average_curve(images, code)
         results[setting] = {"deadzone": deadzone, "eob": eob, "sharp": sharp, "bpp": rate, "psnr": dist,
                             "bd_rate_psnr": bd_rate(anchor_rate, anchor_psnr, rate, dist)}
-        print(f"deadzone {deadzone:.2f}, eob {eob:.2f}, sharp {sharp:.2f}: BD-rate {results[setting]['bd_rate_psnr']:+.2f} %", flush=True)
+        print(f"deadzone {deadzone:.2f}, eob {eob:.2f}, sharp {sharp:.2f}: "
+              f"BD-rate {results[setting]['bd_rate_psnr']:+.2f} %", flush=True)
     with open(args.out, "w") as f:
         json.dump({"images": len(images), "grid": GRID, "settings": results}, f, indent=1)
 

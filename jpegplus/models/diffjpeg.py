@@ -2,7 +2,8 @@
 
 Follows libjpeg-turbo's data path: JFIF RGB→YCbCr, 2×2 box chroma
 downsampling (moved toward the least-squares chroma for the decoder's
-upsampling by the encoder's `sharp` share, as jpegplus.requant does), 8×8 DCT, quantisation by the given tables, dequantisation, IDCT,
+upsampling by the encoder's `sharp` share, as jpegplus.requant does), 8×8
+DCT, quantisation by the given tables, dequantisation, IDCT,
 "fancy" (triangular) chroma upsampling, YCbCr→RGB, rounding and clamping.
 Rounding is straight-through: exact in the forward pass, identity gradient.
 All images are float tensors (N, 3, H, W) in 0..255 with H, W multiples of 16.
@@ -75,7 +76,8 @@ def fancy_inverse(x: torch.Tensor, dim: int) -> torch.Tensor:
     m = x.shape[-1]
     out = 0
     for k in range(SHARP_TAPS):
-        out = out + 2 / 3 * (-1 / 3) ** k * (p[..., r - 2 * k:r - 2 * k + m:2] + p[..., r + 1 + 2 * k:r + 1 + 2 * k + m:2])
+        near, far = p[..., r - 2 * k:r - 2 * k + m:2], p[..., r + 1 + 2 * k:r + 1 + 2 * k + m:2]
+        out = out + 2 / 3 * (-1 / 3) ** k * (near + far)
     return out.movedim(-1, dim)
 
 

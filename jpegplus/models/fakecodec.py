@@ -79,9 +79,9 @@ class FakeCodec(nn.Module):
     """forward(x, tables) → {"x_hat": (N,3,H,W) 0..255, "bits": (N,) estimated file bits}.
 
     x: float (N, 3, H, W) in 0..255, H and W multiples of 16; tables: (N, 2, 8, 8).
-    `deadzone`, `eob` and `sharp` are the encoder's requantisation it imitates (0.5,
-    0 and 0: libjpeg's own rounding and chroma averages, what the first FakeCodec modelled). The rate model has
-    one weight vector per band of quantisation level (`rate_bands`; band b holds
+    `deadzone`, `eob` and `sharp` are the encoder's requantisation it imitates
+    (0.5, 0 and 0: libjpeg's own rounding and chroma averages, what the first
+    FakeCodec modelled). The rate model has one weight vector per band of quantisation level (`rate_bands`; band b holds
     levels from rate_edges[b - 1] up), fitted by training/train_fakecodec.py."""
 
     def __init__(self, channels: int = 32, depth: int = 3, deadzone: float = 0.5, eob: float = 0.0,
