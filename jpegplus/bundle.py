@@ -109,9 +109,8 @@ class TableFamily:
         return cls(**{k: float(raw[k]) for k in ("flatness", "chroma_weight") + optional if k in raw})
 
     def to_json(self) -> dict:
-        return {"flatness": self.flatness, "chroma_weight": self.chroma_weight,
-                "deadzone": self.deadzone, "eob": self.eob, "chroma_444": self.chroma_444,
-                **({"sharp": self.sharp} if self.sharp else {})}  # absent: 0, as in manifests before it
+        return {"flatness": self.flatness, "chroma_weight": self.chroma_weight, "chroma_444": self.chroma_444,
+                **self.requant}
 
 
 @dataclass(frozen=True)
