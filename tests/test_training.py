@@ -280,3 +280,29 @@ def test_export_tells_a_resumed_checkpoint_from_a_continued_run():
     assert resumed(prev, {"runs": [first, {"hardware": "cpu", "from_step": 500, "lr": 1e-4}]})
     assert not resumed(prev, {"runs": [{"hardware": "cpu", "from_step": 0, "lr": 2e-4}]})  # --init: a new run
     assert not resumed({}, {"runs": [first]})  # a record from before runs were kept
+
+
+def test_q1_narrows_the_quality_band_of_jpegplus_batches(tmp_path):
+    from jpegplus.tables import quant_level
+    from training import make_pack, train_post
+    from training.common import FAMILY
+
+    make_pack.main(["--data", FIXTURES, "--crops", "4", "--size", "64", "--compact", "--out", str(tmp_path / "p.npz")])
+    options = {"seed": 1, "crop": 32, "batch": 3, "scale2_share": 0.0, "standard_share": 0.0, "share_444": 0.0}
+    train_post.init_maker(str(tmp_path / "p.npz"), None, {**options, "q1": (50, 50)})
+    levels = {float(v) for i in range(4) for v in train_post.make_batch(i)[2]}
+    assert levels == {np.float32(quant_level(FAMILY.tables(50)))}
+    train_post.init_maker(str(tmp_path / "p.npz"), None, {**options, "q1": train_post.Q1})
+    assert len({float(v) for i in range(4) for v in train_post.make_batch(i)[2]}) > 3  # the whole band
+
+
+def test_family_check_reads_the_fields_a_run_changes():
+    from training.common import FAMILY
+    from training.family_check import parse_run
+
+    assert parse_run("weights@") == ("weights", FAMILY)
+    source, family = parse_run("runs/a@b.pt@flatness=0.1,sharp=0.5")
+    assert source == "runs/a@b.pt" and (family.flatness, family.sharp, family.eob) == (0.1, 0.5, FAMILY.eob)
+    for bad in ("weights", "@sharp=1", "weights@colour=1", "weights@sharp=x", "weights@sharp"):
+        with pytest.raises(SystemExit, match="SOURCE@FIELD=VALUE"):
+            parse_run(bad)

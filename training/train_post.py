@@ -82,7 +82,7 @@ def make_batch(index: int):
     standard = scale == 1 and rng.random() < o["standard_share"]
     full_chroma = scale == 1 and not standard and o["share_444"] > 0 and rng.random() < o["share_444"]
     subsampling = "4:4:4" if full_chroma else "4:2:0"
-    qualities = QSTD if standard else Q444 if full_chroma else Q2 if scale == 2 else Q1
+    qualities = QSTD if standard else Q444 if full_chroma else Q2 if scale == 2 else tuple(o["q1"])
     tables = sample_tables(rng, o["batch"], float(standard), qualities=qualities, subsampling=subsampling)
     level = np.array([quant_level(t) for t in tables], np.float32)
     x = crops.batch(o["batch"])
@@ -98,7 +98,7 @@ def make_batch(index: int):
 
 def batches(cfg: dict, first: int):
     """Batches first, first + 1, ... made in this process or by a pool of workers."""
-    options = {k: cfg[k] for k in ("seed", "crop", "batch", "scale2_share", "standard_share", "share_444")}
+    options = {k: cfg[k] for k in ("seed", "crop", "batch", "scale2_share", "standard_share", "share_444", "q1")}
     if cfg["workers"] <= 0:
         init_maker(cfg["pack"], cfg["weights"], options)
         index = first
@@ -153,6 +153,8 @@ def main(argv=None):
     ap.add_argument("--scale2-share", type=float, default=0.3, help="share of batches stored at half size")
     ap.add_argument("--share-444", type=float, default=0.15,
                     help="share of the other scale-1 jpegplus batches stored at 4:4:4")
+    ap.add_argument("--q1", type=int, nargs=2, default=Q1, metavar=("LO", "HI"),
+                    help="internal quality range of scale-1 4:2:0 jpegplus batches (a band-specialist's training)")
     ap.add_argument("--chroma-flag", action="store_true",
                     help="a new run's PostNet also takes the 4:4:4 flag (nets.with_chroma_flag: zero-initialised)")
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
