@@ -228,3 +228,32 @@ def test_precision_is_chosen_by_the_environment(monkeypatch):
     monkeypatch.setenv(runtime.PRECISION_VAR, "int4")
     with pytest.raises(ValueError, match="int8, float32"):
         load_bundle(runtime="onnx")
+
+
+def test_film_starts_as_a_no_op_tells_levels_apart_and_travels_through_both_runtimes(tmp_path):
+    from jpegplus.models import build
+    from jpegplus.models.nets import with_chroma_flag, with_film
+
+    torch.manual_seed(0)
+    net = with_chroma_flag(BlockPostNet(channels=8, context=16, detail_depth=1, context_depth=1)).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    film = with_film(net, 5).eval()
+    assert film.config == {**net.config, "film": 5} and "film" not in net.config
+    y, level, flag = torch.rand(2, 3, 32, 48), torch.tensor([0.2, 0.6]), torch.tensor([0.0, 1.0])
+    with torch.no_grad():
+        assert torch.equal(film(y, level, 1, flag), net(y, level, 1, flag))  # zero-initialised: the same function
+        film.films[0].linear.weight[:, 1].normal_(0, 0.5)  # as if trained at the knot 0.25 only
+        moved = (film(y, level, 1, flag) - net(y, level, 1, flag)).abs().amax((1, 2, 3))
+        assert moved[0] > 1e-3 and moved[1] < 1e-6  # level 0.6 is outside that knot's hat
+    rebuilt = build("BlockPostNet", film.config)
+    rebuilt.load_state_dict(film.state_dict())  # Net(**config) rebuilds it
+
+    for p in film.films.parameters():
+        p.data.normal_(0, 0.2)
+    graphs = export_onnx(film, tmp_path, "p")
+    onnx_net = runtime.OnnxNet({g.scale: tmp_path / g.file for g in graphs}, {g.scale: g.reach for g in graphs})
+    x = np.random.default_rng(3).random((2, 3, 32, 48), np.float32)
+    for scale in (1, 2):
+        want = runtime.TorchNet(film).infer(x, level.numpy(), scale, flag.numpy())
+        assert np.abs(onnx_net.infer(x, level.numpy(), scale, flag.numpy()) - want).max() < 1e-4

@@ -48,7 +48,7 @@ import torch
 
 from jpegplus.bundle import load_bundle
 from jpegplus.models import build
-from jpegplus.models.nets import with_chroma_flag
+from jpegplus.models.nets import with_chroma_flag, with_film
 from jpegplus.tables import quant_level
 from training.common import (REQUANT, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint, load_pack,
                              optimiser_step, real_jpeg, restore_net, sample_tables, save_checkpoint, start_run)
@@ -157,6 +157,9 @@ def main(argv=None):
                     help="internal quality range of scale-1 4:2:0 jpegplus batches (a band-specialist's training)")
     ap.add_argument("--chroma-flag", action="store_true",
                     help="a new run's PostNet also takes the 4:4:4 flag (nets.with_chroma_flag: zero-initialised)")
+    ap.add_argument("--film", type=int, default=0, metavar="KNOTS",
+                    help="a new run's PostNet also gets conditioned per-layer scales and shifts (nets.with_film: "
+                         "zero-initialised), KNOTS knots of the level")
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
     ap.add_argument("--init", default=None,
                     help="weights folder whose PostNet a new run starts from (instead of --net/--config from scratch)")
@@ -184,6 +187,8 @@ def main(argv=None):
         post = build(cfg["net"], json.loads(cfg["config"]))
     if cfg["chroma_flag"] and not ckpt:
         post = with_chroma_flag(post)
+    if cfg["film"] and not ckpt:
+        post = with_film(post, cfg["film"])
     post = post.to(device).to(memory_format=torch.channels_last).train().requires_grad_(True)
     opt = torch.optim.Adam(post.parameters(), lr=cfg["lr"])
     step, wall = 0, 0.0

@@ -84,15 +84,22 @@ class BlockPostNet(nn.Module):
     chroma_flag=True adds a third condition plane beside the level and the
     scale flag: whether the file stores full-resolution (4:4:4) chroma, which
     a 4:2:0-trained network would otherwise sharpen and harm.
+
+    film=K > 0 lets the conditions set every hidden layer's per-channel scale
+    and shift too (Film: K knots of the level, and the flags), so that each
+    quality band gets weights of its own at no cost in multiply-adds.
     """
 
     def __init__(self, channels: int = 32, context: int = 128, detail_depth: int = 2, context_depth: int = 4,
-                 chroma_flag: bool = False):
+                 chroma_flag: bool = False, film: int = 0):
         super().__init__()
         self.config = {"channels": channels, "context": context, "detail_depth": detail_depth,
                        "context_depth": context_depth}
-        if chroma_flag:  # only when set, so older configs (and their hashes) stay as they were
+        # optional keys only when set, so older configs (and their hashes) stay as they were
+        if chroma_flag:
             self.config["chroma_flag"] = True
+        if film:
+            self.config["film"] = film
         c, k = channels, context
         self.stem = nn.Conv2d(12 + 2 + int(chroma_flag), c, 3, padding=1)
         self.detail_in = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(detail_depth))
@@ -107,6 +114,8 @@ class BlockPostNet(nn.Module):
                 nn.init.zeros_(m.bias)
         for m in (self.up, self.head):  # a fresh network is the identity around its skips
             nn.init.zeros_(m.weight)
+        widths = [c] * (1 + detail_depth) + [k] * (1 + context_depth) + [c] * (1 + detail_depth)
+        self.films = nn.ModuleList(Film(film, 2 + int(chroma_flag), w) for w in widths) if film else None
 
     def reach(self, scale: int) -> int:
         """Input pixels of context an output pixel depends on, each side."""
@@ -127,16 +136,52 @@ class BlockPostNet(nn.Module):
         conditions = [level, torch.full_like(level, float(scale == 2))]
         if self.takes_chroma:
             conditions.append(torch.zeros_like(level) if full_chroma is None else full_chroma.to(level))
-        f = F.relu(self.stem(torch.cat([u, condition_maps(u, *conditions)], 1)))
+        films = iter(self.films) if self.films is not None else None
+
+        def mod(h):  # the next layer's conditioned scale and shift, where the network has them
+            return next(films)(h, *conditions) if films is not None else h
+        f = F.relu(mod(self.stem(torch.cat([u, condition_maps(u, *conditions)], 1))))
         for conv in self.detail_in:
-            f = F.relu(conv(f))
-        g = F.relu(self.down(f))
+            f = F.relu(mod(conv(f)))
+        g = F.relu(mod(self.down(f)))
         for conv in self.context:
-            g = F.relu(g + conv(g))
-        f = F.relu(f + self.up(g))
+            g = F.relu(g + mod(conv(g)))
+        f = F.relu(f + mod(self.up(g)))
         for conv in self.detail_out:
-            f = F.relu(conv(f))
+            f = F.relu(mod(conv(f)))
         return base + F.pixel_shuffle(self.head(f), 2)
+
+
+class Film(nn.Module):
+    """A layer's per-sample, per-channel scale and shift from the conditions:
+    h·(1 + γ) + β, with (γ, β) linear in K hat functions of the level (knots
+    evenly over 0..1, so per-knot values interpolated linearly) and in the
+    flags. Zero-initialised: a new one is the identity."""
+
+    def __init__(self, knots: int, flags: int, channels: int):
+        super().__init__()
+        self.knots = knots
+        self.linear = nn.Linear(knots + flags - 1, 2 * channels)  # the level itself is not a flag
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, h: torch.Tensor, level: torch.Tensor, *flags: torch.Tensor) -> torch.Tensor:
+        """h (N, C, H, W); level and flags (N,) → (N, C, H, W)."""
+        centres = torch.linspace(0, 1, self.knots, device=level.device, dtype=level.dtype)
+        hats = (1 - (level[:, None] - centres).abs() * (self.knots - 1)).clamp(min=0)
+        gamma, beta = self.linear(torch.cat([hats, *(f[:, None] for f in flags)], 1)).to(h)[..., None, None].chunk(2, 1)
+        return h * (1 + gamma) + beta
+
+
+def with_film(net: BlockPostNet, knots: int) -> BlockPostNet:
+    """A copy of `net` with conditioned scales and shifts (Film, zero-initialised):
+    the same function as `net` until trained."""
+    if net.films is not None:
+        return net
+    wide = BlockPostNet(**{**net.config, "film": knots}).to(net.stem.weight.device)
+    missing, _ = wide.load_state_dict(net.state_dict(), strict=False)
+    assert all(k.startswith("films.") for k in missing)
+    return wide
 
 
 def with_chroma_flag(net: BlockPostNet) -> BlockPostNet:
