@@ -27,6 +27,7 @@ def test_smoke_preset_trains_and_resumes(tmp_path, capsys):
     assert ckpt["step"] > 5
     net = restore_net(ckpt["models"]["post"])
     assert type(net).__name__ == "BlockPostNet" and net.takes_chroma  # the presets train with the 4:4:4 flag
+    assert net.config["film"] == 9 and len(net.films) == 1 + net.config["context_depth"]  # and with Films
     assert ckpt["extra"]["wall_s"] == pytest.approx(0.15 * 60, abs=5)  # the --minutes budget
     log = json.loads((tmp_path / "rebuild-smoke.json").read_text())
     assert set(log) == {"pack", "val_pack", "post_v2", "export"}

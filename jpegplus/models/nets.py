@@ -85,9 +85,12 @@ class BlockPostNet(nn.Module):
     scale flag: whether the file stores full-resolution (4:4:4) chroma, which
     a 4:2:0-trained network would otherwise sharpen and harm.
 
-    film=K > 0 lets the conditions set every hidden layer's per-channel scale
-    and shift too (Film: K knots of the level, and the flags), so that each
-    quality band gets weights of its own at no cost in multiply-adds.
+    film=K > 0 lets the conditions set the context path's per-channel scales
+    and shifts too (Film: K knots of the level, and the flags), so that each
+    quality band gets weights of its own. Only at ⅛ resolution, where they
+    cost nothing: at ½ resolution each would be a pass over the feature map
+    that ONNX Runtime does not fold into its blocked convolutions (films on
+    every layer: +6 to +15 % for the graph).
     """
 
     def __init__(self, channels: int = 32, context: int = 128, detail_depth: int = 2, context_depth: int = 4,
@@ -114,8 +117,8 @@ class BlockPostNet(nn.Module):
                 nn.init.zeros_(m.bias)
         for m in (self.up, self.head):  # a fresh network is the identity around its skips
             nn.init.zeros_(m.weight)
-        widths = [c] * (1 + detail_depth) + [k] * (1 + context_depth) + [c] * (1 + detail_depth)
-        self.films = nn.ModuleList(Film(film, 2 + int(chroma_flag), w) for w in widths) if film else None
+        self.films = nn.ModuleList(Film(film, 2 + int(chroma_flag), k) for _ in range(1 + context_depth)) \
+            if film else None  # the down conv's and each context conv's
 
     def reach(self, scale: int) -> int:
         """Input pixels of context an output pixel depends on, each side."""
@@ -138,17 +141,17 @@ class BlockPostNet(nn.Module):
             conditions.append(torch.zeros_like(level) if full_chroma is None else full_chroma.to(level))
         films = iter(self.films) if self.films is not None else None
 
-        def mod(h):  # the next layer's conditioned scale and shift, where the network has them
+        def mod(h):  # the next context layer's conditioned scale and shift, where the network has them
             return next(films)(h, *conditions) if films is not None else h
-        f = F.relu(mod(self.stem(torch.cat([u, condition_maps(u, *conditions)], 1))))
+        f = F.relu(self.stem(torch.cat([u, condition_maps(u, *conditions)], 1)))
         for conv in self.detail_in:
-            f = F.relu(mod(conv(f)))
+            f = F.relu(conv(f))
         g = F.relu(mod(self.down(f)))
         for conv in self.context:
             g = F.relu(g + mod(conv(g)))
-        f = F.relu(f + mod(self.up(g)))
+        f = F.relu(f + self.up(g))
         for conv in self.detail_out:
-            f = F.relu(mod(conv(f)))
+            f = F.relu(conv(f))
         return base + F.pixel_shuffle(self.head(f), 2)
 
 
