@@ -257,3 +257,18 @@ def test_film_starts_as_a_no_op_tells_levels_apart_and_travels_through_both_runt
     for scale in (1, 2):
         want = runtime.TorchNet(film).infer(x, level.numpy(), scale, flag.numpy())
         assert np.abs(onnx_net.infer(x, level.numpy(), scale, flag.numpy()) - want).max() < 1e-4
+
+
+def test_the_444_flag_widens_a_film_network_too():
+    from jpegplus.models.nets import with_chroma_flag, with_film
+
+    torch.manual_seed(0)
+    net = with_film(BlockPostNet(channels=8, context=16, detail_depth=1, context_depth=1), 3).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    wide = with_chroma_flag(net).eval()
+    assert wide.config == {**net.config, "chroma_flag": True}
+    y, level = torch.rand(2, 3, 32, 48), torch.tensor([0.2, 0.6])
+    with torch.no_grad():
+        for flag in (torch.zeros(2), torch.ones(2)):  # zero-initialised: the same function either way
+            assert torch.allclose(wide(y, level, 1, flag), net(y, level, 1), atol=1e-6)

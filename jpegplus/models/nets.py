@@ -188,13 +188,15 @@ def with_film(net: BlockPostNet, knots: int) -> BlockPostNet:
 
 
 def with_chroma_flag(net: BlockPostNet) -> BlockPostNet:
-    """A copy of `net` that also takes the 4:4:4 flag, its stem's new input
-    weights zero: the same function as `net` for either flag until trained."""
+    """A copy of `net` that also takes the 4:4:4 flag, its stem's (and its
+    Films') new input weights zero: the same function as `net` for either flag
+    until trained. The flag is the last input of each."""
     if net.takes_chroma:
         return net
     wide = BlockPostNet(**net.config, chroma_flag=True).to(net.stem.weight.device)
     state = dict(net.state_dict())
-    w = state["stem.weight"]
-    state["stem.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], 1)
+    for k in ["stem.weight"] + [k for k in state if k.startswith("films.") and k.endswith(".linear.weight")]:
+        w = state[k]
+        state[k] = torch.cat([w, torch.zeros_like(w[:, :1])], 1)
     wide.load_state_dict(state)
     return wide
