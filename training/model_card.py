@@ -103,8 +103,8 @@ def main(argv=None):
         if c.get("chroma_flag") and (i == 0 or not chain[i - 1]["config"].get("chroma_flag")):  # the run that added it
             extra += ", the 4:4:4 flag input added (zero-initialised: nets.with_chroma_flag)"
         if c.get("film") and (i == 0 or not chain[i - 1]["config"].get("film")):
-            extra += f", conditioned scales and shifts of the context path added ({c['film']} level knots, zero-initialised: " \
-                     "nets.with_film)"
+            extra += (f", conditioned scales and shifts of the context path added ({c['film']} level knots, "
+                      "zero-initialised: nets.with_film)")
         L.append(f"| d{i + 1}. PostNet v2 ({man.models['post'].class_name}) {start} on real JPEG{extra} "
                  f"(training/train_post.py) | {post['step']} | {c['seed']} | {c['batch']} × {c['crop']}² | "
                  f"{post.get('wall_s', 0) / 60:.1f} min |")

@@ -53,14 +53,14 @@ PRESETS = {
     ],
     "gpu": [
         ("post_v2", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
-                     "--film", "9", "--batch", "64", "--reuse", "4", "--lr", "1e-3", "--minutes", "5", "--eval-every", "2000",
-                     "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
+                     "--film", "9", "--batch", "64", "--reuse", "4", "--lr", "1e-3", "--minutes", "5",
+                     "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
     ],
     "gpu-continue": [  # the shipped PostNet trained on (what a GPU session should run when the aim is the best weights)
         ("post_more", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
-                       "--film", "9", "--init", "weights", "--batch", "64", "--reuse", "4", "--lr", "3e-4", "--minutes", "5",
-                       "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
+                       "--film", "9", "--init", "weights", "--batch", "64", "--reuse", "4", "--lr", "3e-4",
+                       "--minutes", "5", "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
                        "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_more.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights"],
          None),
@@ -77,8 +77,8 @@ PRESETS = {
         ("val_pack", ["training.make_pack", "--data", "{val}", "--centre", "2", "--size", "64", "--compact",
                       "--out", "{out}/val.npz"], "{out}/val.npz"),
         ("post_v2", ["training.train_post", "--device", "cpu", "--workers", "1", "--threads", "1", "--chroma-flag",
-                     "--film", "9", "--batch", "2", "--reuse", "2", "--crop", "64", "--minutes", "0.15", "--eval-every", "1000",
-                     "--pack", "{out}/pack.npz", "--val", "{out}/val.npz", "--out", "{out}/post_v2.pt"], None),
+                     "--film", "9", "--batch", "2", "--reuse", "2", "--crop", "64", "--minutes", "0.15",
+                     "--eval-every", "1000", "--pack", "{out}/pack.npz", "--val", "{out}/val.npz", "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
     ],
     "cpu": [

@@ -117,8 +117,8 @@ class BlockPostNet(nn.Module):
                 nn.init.zeros_(m.bias)
         for m in (self.up, self.head):  # a fresh network is the identity around its skips
             nn.init.zeros_(m.weight)
-        self.films = nn.ModuleList(Film(film, 2 + int(chroma_flag), k) for _ in range(1 + context_depth)) \
-            if film else None  # the down conv's and each context conv's
+        # the down conv's and each context conv's Film (none without `film`: no state, older hashes kept)
+        self.films = nn.ModuleList(Film(film, 2 + int(chroma_flag), k) for _ in range(1 + context_depth) if film)
 
     def reach(self, scale: int) -> int:
         """Input pixels of context an output pixel depends on, each side."""
@@ -139,16 +139,16 @@ class BlockPostNet(nn.Module):
         conditions = [level, torch.full_like(level, float(scale == 2))]
         if self.takes_chroma:
             conditions.append(torch.zeros_like(level) if full_chroma is None else full_chroma.to(level))
-        films = iter(self.films) if self.films is not None else None
+        films = list(self.films) or [None] * (1 + len(self.context))
 
-        def mod(h):  # the next context layer's conditioned scale and shift, where the network has them
-            return next(films)(h, *conditions) if films is not None else h
+        def mod(film, h):  # a context layer's conditioned scale and shift, where the network has them
+            return h if film is None else film(h, *conditions)
         f = F.relu(self.stem(torch.cat([u, condition_maps(u, *conditions)], 1)))
         for conv in self.detail_in:
             f = F.relu(conv(f))
-        g = F.relu(mod(self.down(f)))
-        for conv in self.context:
-            g = F.relu(g + mod(conv(g)))
+        g = F.relu(mod(films[0], self.down(f)))
+        for conv, film in zip(self.context, films[1:]):
+            g = F.relu(g + mod(film, conv(g)))
         f = F.relu(f + self.up(g))
         for conv in self.detail_out:
             f = F.relu(conv(f))
@@ -179,7 +179,7 @@ class Film(nn.Module):
 def with_film(net: BlockPostNet, knots: int) -> BlockPostNet:
     """A copy of `net` with conditioned scales and shifts (Film, zero-initialised):
     the same function as `net` until trained."""
-    if net.films is not None:
+    if len(net.films):
         return net
     wide = BlockPostNet(**{**net.config, "film": knots}).to(net.stem.weight.device)
     missing, _ = wide.load_state_dict(net.state_dict(), strict=False)
