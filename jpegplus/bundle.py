@@ -12,6 +12,7 @@ safetensors, which never executes code from the file).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -169,6 +170,8 @@ class OnnxGraph:
     in 0..1, "level" (N,) and, for a PostNet that takes the 4:4:4 flag,
     "chroma" (N,); output "out"), its sha256, and the network's
     reach(scale): the input pixels of context an output pixel depends on.
+    `band`: for a BandedPostNet, the level band whose member the graph runs
+    (the manifest's key "<scale>@<band>"; band 0: "<scale>").
     `int8`: optionally, (file, sha256) of the same graph with int8 convolutions
     (training/int8_check.py measures what it costs)."""
     scale: int
@@ -176,11 +179,19 @@ class OnnxGraph:
     sha256: str
     reach: int
     int8: tuple[str, str] | None = None
+    band: int = 0
+
+    @property
+    def key(self) -> str:
+        """The graph's key in the manifest's "onnx" object."""
+        return f"{self.scale}@{self.band}" if self.band else str(self.scale)
 
     @classmethod
-    def from_json(cls, scale: str, raw) -> OnnxGraph:
-        shape = 'onnx: {"1"|"2": {file, sha256, reach, optional int8: {file, sha256}}}'
-        if scale not in ("1", "2") or not isinstance(raw, dict) or not isinstance(raw.get("sha256"), str) \
+    def from_json(cls, key: str, raw) -> OnnxGraph:
+        shape = 'onnx: {"1"|"2"[@band]: {file, sha256, reach, optional int8: {file, sha256}}}'
+        scale, _, band = key.partition("@")
+        if scale not in ("1", "2") or (band and not (band.isdigit() and band[0] != "0")) \
+                or not isinstance(raw, dict) or not isinstance(raw.get("sha256"), str) \
                 or not _whole(raw.get("reach"), 0, 10_000):
             raise ValueError(shape)
         int8 = raw.get("int8")
@@ -188,7 +199,7 @@ class OnnxGraph:
             if not isinstance(int8, dict) or not isinstance(int8.get("sha256"), str):
                 raise ValueError(shape)
             int8 = (_file_name(int8.get("file")), int8["sha256"])
-        return cls(int(scale), _file_name(raw.get("file")), raw["sha256"], int(raw["reach"]), int8)
+        return cls(int(scale), _file_name(raw.get("file")), raw["sha256"], int(raw["reach"]), int8, int(band or 0))
 
     def to_json(self) -> dict:
         out = {"file": self.file, "sha256": self.sha256, "reach": self.reach}
@@ -218,6 +229,10 @@ class NetEntry:
         if not isinstance(onnx, dict):
             raise ValueError('onnx: {"1"|"2": {file, sha256, reach}}')
         graphs = tuple(OnnxGraph.from_json(k, v) for k, v in sorted(onnx.items()))
+        bands = len(raw["config"].get("bounds", ())) + 1
+        if graphs and {(g.scale, g.band) for g in graphs} != {(s, b) for s in {g.scale for g in graphs}
+                                                              for b in range(bands)}:
+            raise ValueError(f"onnx: one graph per scale and level band ({bands} band(s))")
         return cls(raw["class"], raw["config"], _file_name(raw.get("file")), raw["sha256"], graphs)
 
     def files(self) -> list[str]:
@@ -227,7 +242,7 @@ class NetEntry:
     def to_json(self) -> dict:
         out = {"class": self.class_name, "config": self.config, "file": self.file, "sha256": self.sha256}
         if self.graphs:
-            out["onnx"] = {str(g.scale): g.to_json() for g in self.graphs}
+            out["onnx"] = {g.key: g.to_json() for g in self.graphs}
         return out
 
 
@@ -359,10 +374,10 @@ def load_onnx(folder: Path, entry: NetEntry, precision: str = "int8"):
     `precision` is "int8", else the float32 ones."""
     from .runtime import OnnxNet
 
-    paths = {g.scale: checked_file(folder, *(g.int8 if g.int8 and precision == "int8" else (g.file, g.sha256)))
+    paths = {(g.scale, g.band): checked_file(folder, *(g.int8 if g.int8 and precision == "int8" else (g.file, g.sha256)))
              for g in entry.graphs}
     try:
-        return OnnxNet(paths, {g.scale: g.reach for g in entry.graphs})
+        return OnnxNet(paths, {g.scale: g.reach for g in entry.graphs}, entry.config.get("bounds", ()))
     except Exception as e:  # onnxruntime raises its own error types for graphs it cannot load
         raise WeightsError(f"ONNX graph of {entry.file} cannot be loaded ({e}). {FIX_HINT}") from None
 
@@ -462,10 +477,15 @@ def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph,
     """Write `net` (a PreNet- or PostNet-like torch module, net(x, level, scale),
     or net(x, level, scale, full_chroma) where it takes_chroma: the graph's third
     input "chroma") as one ONNX graph per scale, <stem>-s<scale>-<sha8>.onnx,
-    with dynamic batch, height and width; their OnnxGraph entries (reach from net.reach)."""
+    with dynamic batch, height and width; their OnnxGraph entries (reach from net.reach).
+    A BandedPostNet gets one graph per scale and member, <stem>-b<band>-s<scale>-<sha8>.onnx."""
     import copy
 
     import torch
+
+    if hasattr(net, "bands"):  # the runtime picks the member by level (OnnxNet.infer), outside the graphs
+        return tuple(dataclasses.replace(g, band=b) for b, member in enumerate(net.bands)
+                     for g in export_onnx(member, folder, f"{stem}-b{b}", scales))
 
     net = copy.deepcopy(net).eval().to(memory_format=torch.contiguous_format)
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .tables import level_band
+
 RUNTIME_VAR = "JPEGPLUS_RUNTIME"
 RUNTIMES = ("onnx", "torch")
 PRECISION_VAR = "JPEGPLUS_PRECISION"
@@ -147,11 +149,13 @@ def pool():
 
 
 class OnnxNet:
-    """One network as ONNX Runtime sessions, one per scale, built from sha256-checked
-    graphs (jpegplus.bundle checks them); thread-safe (ONNX Runtime's run is).
-    `reaches` is the network's reach(scale) per scale, from the manifest."""
+    """One network as ONNX Runtime sessions, one per scale (and, for a
+    BandedPostNet, per level band: `bounds` from its config), built from
+    sha256-checked graphs (jpegplus.bundle checks them), keyed (scale, band);
+    thread-safe (ONNX Runtime's run is). `reaches` is the network's reach(scale)
+    per scale, from the manifest."""
 
-    def __init__(self, graphs: dict[int, Path], reaches: dict[int, int]):
+    def __init__(self, graphs: dict[tuple[int, int], Path], reaches: dict[int, int], bounds=()):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -163,8 +167,14 @@ class OnnxNet:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sessions = {s: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
                          for s, p in graphs.items()}
-        self.reaches = dict(reaches)
+        self.reaches, self.bounds = dict(reaches), tuple(bounds)
         self.takes_chroma = all("chroma" in {i.name for i in s.get_inputs()} for s in self.sessions.values())
+
+    @classmethod
+    def of(cls, folder: Path, graphs, bounds=()) -> OnnxNet:
+        """From bundle.OnnxGraph entries whose files lie in `folder`, as they are
+        (no sha256 check: a graph just exported, or one under test)."""
+        return cls({(g.scale, g.band): Path(folder) / g.file for g in graphs}, {g.scale: g.reach for g in graphs}, bounds)
 
     def reach(self, scale: int) -> int:
         """Input pixels of context an output pixel depends on, each side (as the torch module's reach)."""
@@ -173,13 +183,21 @@ class OnnxNet:
     def infer(self, x: np.ndarray, levels: np.ndarray, scale: int, full_chroma=None) -> np.ndarray:
         """float32 (N, 3, H, W) in 0..1, levels (N,) and, for a network that
         takes_chroma, full_chroma (N,) (None: all 0) → float32 output (N, 3, H', W')."""
-        if scale not in self.sessions:
+        if (scale, 0) not in self.sessions:
             raise ValueError(f"no ONNX graph for scale {scale}")
-        levels = np.asarray(levels, np.float32)
+        levels = np.asarray(levels, np.float32).reshape(-1)
         feed = {"image": np.ascontiguousarray(x, np.float32), "level": levels}
         if self.takes_chroma:
             feed["chroma"] = np.zeros_like(levels) if full_chroma is None else np.asarray(full_chroma, np.float32)
-        return self.sessions[scale].run(None, feed)[0]
+        which = level_band(levels, self.bounds)
+        if (which == which[0]).all():
+            return self.sessions[scale, int(which[0])].run(None, feed)[0]
+        parts = {b: self.sessions[scale, b].run(None, {k: v[which == b] for k, v in feed.items()})[0]
+                 for b in np.unique(which).tolist()}
+        out = np.empty((len(levels), *parts[int(which[0])].shape[1:]), np.float32)
+        for b, part in parts.items():
+            out[which == b] = part
+        return out
 
 
 class TorchNet:

@@ -52,6 +52,13 @@ def quant_level(tables) -> float:
     return float(np.mean(np.log2(np.clip(luma, 1, 255))) / 8.0)
 
 
+def level_band(levels, bounds) -> np.ndarray:
+    """Which level band each quantisation level (quant_level, 0..1) falls in:
+    int (N,), 0 below bounds[0], i from bounds[i - 1] (inclusive) up to bounds[i].
+    The one rule that picks a BandedPostNet's member, in torch and ONNX Runtime alike."""
+    return np.searchsorted(np.asarray(bounds, np.float64), np.asarray(levels, np.float64).reshape(-1), side="right")
+
+
 def pillow_qtables(tables: np.ndarray) -> list[list[int]]:
     """Tables in the form Pillow's `qtables=` save option takes (natural order)."""
     return [np.asarray(t).reshape(64).astype(int).tolist() for t in tables]

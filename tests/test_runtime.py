@@ -54,7 +54,7 @@ def test_export_round_trip_of_untrained_networks(cls, tmp_path):
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     graphs = export_onnx(net, tmp_path, "n")
-    onnx_net = runtime.OnnxNet({g.scale: tmp_path / g.file for g in graphs}, {g.scale: g.reach for g in graphs})
+    onnx_net = runtime.OnnxNet.of(tmp_path, graphs)
     x = np.random.default_rng(1).random((2, 3, 48, 80), np.float32)
     levels = np.array([0.1, 0.7], np.float32)
     for scale in (1, 2):
@@ -88,7 +88,7 @@ def test_the_444_flag_starts_as_a_no_op_and_travels_through_both_runtimes(tmp_pa
     rebuilt.load_state_dict(wide.state_dict())  # Net(**config) rebuilds it
 
     graphs = export_onnx(wide, tmp_path, "p")
-    onnx_net = runtime.OnnxNet({g.scale: tmp_path / g.file for g in graphs}, {g.scale: g.reach for g in graphs})
+    onnx_net = runtime.OnnxNet.of(tmp_path, graphs)
     assert onnx_net.takes_chroma and runtime.TorchNet(wide).takes_chroma
     x = np.random.default_rng(2).random((2, 3, 32, 48), np.float32)
     levels = np.array([0.2, 0.6], np.float32)
@@ -252,7 +252,7 @@ def test_film_starts_as_a_no_op_tells_levels_apart_and_travels_through_both_runt
     for p in film.films.parameters():
         p.data.normal_(0, 0.2)
     graphs = export_onnx(film, tmp_path, "p")
-    onnx_net = runtime.OnnxNet({g.scale: tmp_path / g.file for g in graphs}, {g.scale: g.reach for g in graphs})
+    onnx_net = runtime.OnnxNet.of(tmp_path, graphs)
     x = np.random.default_rng(3).random((2, 3, 32, 48), np.float32)
     for scale in (1, 2):
         want = runtime.TorchNet(film).infer(x, level.numpy(), scale, flag.numpy())
@@ -272,3 +272,41 @@ def test_the_444_flag_widens_a_film_network_too():
     with torch.no_grad():
         for flag in (torch.zeros(2), torch.ones(2)):  # zero-initialised: the same function either way
             assert torch.allclose(wide(y, level, 1, flag), net(y, level, 1), atol=1e-6)
+
+
+def test_a_banded_postnet_runs_each_file_through_its_level_bands_member(tmp_path):
+    from jpegplus.bundle import NetEntry, save_net
+    from jpegplus.models import build
+    from jpegplus.models.nets import BandedPostNet
+    from jpegplus.tables import level_band
+
+    assert level_band([0.1, 0.3, 0.5, 0.9], [0.3, 0.7]).tolist() == [0, 1, 1, 2]  # a bound opens its band
+    with pytest.raises(ValueError):
+        BandedPostNet([0.7, 0.3], {})
+    torch.manual_seed(0)
+    member = {"channels": 8, "context": 16, "detail_depth": 1, "context_depth": 1, "chroma_flag": True}
+    net = BandedPostNet([0.5], member).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    y, level, flag = torch.rand(3, 3, 32, 48), torch.tensor([0.2, 0.6, 0.4]), torch.tensor([0.0, 1.0, 1.0])
+    with torch.no_grad():
+        mixed = net(y, level, 1, flag)
+        for i, b in enumerate([0, 1, 0]):  # a mixed batch gives what each file gets alone from its member
+            assert torch.allclose(mixed[i:i + 1], net.bands[b](y[i:i + 1], level[i:i + 1], 1, flag[i:i + 1]), atol=1e-6)
+        assert (mixed[1] - net.bands[0](y[1:2], level[1:2], 1, flag[1:2])[0]).abs().max() > 1e-3
+    rebuilt = build("BandedPostNet", net.config)
+    rebuilt.load_state_dict(net.state_dict())  # Net(**config) rebuilds it
+
+    graphs = export_onnx(net, tmp_path, "post")
+    assert sorted(g.key for g in graphs) == ["1", "1@1", "2", "2@1"]
+    entry = NetEntry.from_json({**save_net(net, tmp_path, "post").to_json(),
+                                "onnx": {g.key: g.to_json() for g in graphs}})  # the manifest's round trip
+    assert {(g.scale, g.band) for g in entry.graphs} == {(1, 0), (1, 1), (2, 0), (2, 1)}
+    with pytest.raises(ValueError):  # a band without its graph
+        NetEntry.from_json({**entry.to_json(), "onnx": {g.key: g.to_json() for g in graphs if g.key != "2@1"}})
+    onnx_net = runtime.OnnxNet.of(tmp_path, graphs, net.config["bounds"])
+    x = np.random.default_rng(4).random((3, 3, 32, 48), np.float32)
+    for scale in (1, 2):
+        want = runtime.TorchNet(net).infer(x, level.numpy(), scale, flag.numpy())
+        assert np.abs(onnx_net.infer(x, level.numpy(), scale, flag.numpy()) - want).max() < 1e-4
+        assert np.abs(onnx_net.infer(x[1:2], level[1:2].numpy(), scale, flag[1:2].numpy()) - want[1:2]).max() < 1e-4

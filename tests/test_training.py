@@ -289,12 +289,60 @@ def test_q1_narrows_the_quality_band_of_jpegplus_batches(tmp_path):
     from training.common import FAMILY
 
     make_pack.main(["--data", FIXTURES, "--crops", "4", "--size", "64", "--compact", "--out", str(tmp_path / "p.npz")])
-    options = {"seed": 1, "crop": 32, "batch": 3, "scale2_share": 0.0, "standard_share": 0.0, "share_444": 0.0}
+    options = {"seed": 1, "crop": 32, "batch": 3, "scale2_share": 0.0, "standard_share": 0.0, "share_444": 0.0,
+               "levels": (0.0, 1.0)}
     train_post.init_maker(str(tmp_path / "p.npz"), None, {**options, "q1": (50, 50)})
     levels = {float(v) for i in range(4) for v in train_post.make_batch(i)[2]}
     assert levels == {np.float32(quant_level(FAMILY.tables(50)))}
     train_post.init_maker(str(tmp_path / "p.npz"), None, {**options, "q1": train_post.Q1})
     assert len({float(v) for i in range(4) for v in train_post.make_batch(i)[2]}) > 3  # the whole band
+
+
+def test_levels_keep_every_kind_of_batch_inside_a_band_and_pick_a_banded_init_member(tmp_path):
+    from jpegplus.models.nets import BandedPostNet
+    from training import make_pack, train_post
+    from training.bands import member_of
+
+    make_pack.main(["--data", FIXTURES, "--crops", "4", "--size", "64", "--compact", "--out", str(tmp_path / "p.npz")])
+    options = {"seed": 2, "crop": 32, "batch": 2, "scale2_share": 0.3, "standard_share": 0.3, "share_444": 0.5,
+               "q1": train_post.Q1}
+    for band in ((0.7, 1.0), (0.0, 0.7)):
+        train_post.init_maker(str(tmp_path / "p.npz"), None, {**options, "levels": band})
+        made = [train_post.make_batch(i) for i in range(12)]
+        assert {(b[3], b[4]) for b in made} >= {(1, False), (2, False), (1, True)}  # every kind is drawn
+        levels = np.concatenate([b[2] for b in made])
+        assert levels.min() >= band[0] - 1e-6 and levels.max() <= band[1] + 1e-6 and np.ptp(levels) > 0.1
+
+    net = BandedPostNet([0.7], {"channels": 4, "context": 8, "detail_depth": 1, "context_depth": 1})
+    assert member_of(net, (0.7, 1.0)) == (1, net.bands[1]) and member_of(net, (0.0, 0.7))[0] == 0
+    with pytest.raises(ValueError, match="straddle"):
+        member_of(net, (0.0, 1.0))
+
+
+def test_bands_assembles_members_in_band_order_only(tmp_path):
+    from jpegplus.models.nets import BlockPostNet
+    from training import bands
+    from training.common import save_checkpoint
+
+    config = {"channels": 4, "context": 8, "detail_depth": 1, "context_depth": 1}
+    paths = []
+    for band, levels in enumerate(((0.0, 0.7), (0.7, 1.0))):
+        torch.manual_seed(band)
+        paths.append(str(tmp_path / f"b{band}.pt"))
+        save_checkpoint(paths[-1], 10 + band, {"levels": list(levels), "init": "weights", "seed": band},
+                        {"post": BlockPostNet(**config)}, None, {"wall_s": 60.0, "runs": []})
+    out = str(tmp_path / "banded.pt")
+    with pytest.raises(SystemExit, match="not band 0"):
+        bands.main([*paths[::-1], "--bounds", "0.7", "--out", out])
+    bands.main([*paths, "--bounds", "0.7", "--out", out])
+    ckpt = load_checkpoint(out)
+    net = restore_net(ckpt["models"]["post"])
+    assert type(net).__name__ == "BandedPostNet" and net.config == {"bounds": [0.7], "net": config}
+    for b, path in enumerate(paths):
+        member = restore_net(load_checkpoint(path)["models"]["post"])
+        assert all(torch.equal(v, member.state_dict()[k]) for k, v in net.bands[b].state_dict().items())
+    assert ckpt["config"]["init"] == "weights" and ckpt["step"] == 21 and ckpt["extra"]["wall_s"] == 120.0
+    assert [r["config"]["levels"] for r in ckpt["extra"]["bands"]] == [[0.0, 0.7], [0.7, 1.0]]
 
 
 def test_family_check_reads_the_fields_a_run_changes():

@@ -54,11 +54,14 @@ def main(argv=None):
         if g.int8:
             dst = weights_dir() / g.int8[0]
         else:
-            dst = out / f"post-s{g.scale}-int8.onnx"
+            dst = out / f"post-{g.key.replace('@', '-b')}-int8.onnx"
             quantise_int8(weights_dir() / g.file, dst, int8_calibration_feeds(
                 args.train, g.scale, args.calibration, chroma=reference.nets["post"].takes_chroma))
-        nets["float32"][g.scale] = runtime.OnnxNet({g.scale: weights_dir() / g.file}, {g.scale: g.reach})
-        nets["int8"][g.scale] = runtime.OnnxNet({g.scale: dst}, {g.scale: g.reach})
+        nets["float32"][g] = weights_dir() / g.file
+        nets["int8"][g] = dst
+    bounds = entry.config.get("bounds", ())
+    nets = {kind: runtime.OnnxNet({(g.scale, g.band): p for g, p in files.items()},
+                                  {g.scale: g.reach for g in files}, bounds) for kind, files in nets.items()}
 
     rows = {k: {q: {"bpp": [], "psnr": []} for q in QUALITIES} for k in nets}
     seconds = {k: 0.0 for k in nets}
@@ -71,9 +74,9 @@ def main(argv=None):
             scale = segment.of_bytes(data).scale
             feed = postnet_feed(data, reference.nets["post"].takes_chroma)
             megapixels += h * w / 1e6
-            for kind, by_scale in nets.items():
+            for kind, net in nets.items():
                 t = time.perf_counter()
-                y = by_scale[scale].infer(feed["image"], feed["level"], scale, feed.get("chroma"))
+                y = net.infer(feed["image"], feed["level"], scale, feed.get("chroma"))
                 seconds[kind] += time.perf_counter() - t
                 rec = np.rint(np.clip(y[0, :, :h, :w], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
                 rows[kind][q]["bpp"].append(8 * len(data) / (h * w))

@@ -89,25 +89,35 @@ def main(argv=None):
         chain.insert(0, post)
         post = post.get("continued_from", {})
     hardware = []
-    for i, post in enumerate(chain):
-        c = post["config"]
-        for r in post.get("runs", []):
-            budget = f", lr schedule over {r['minutes']:g} min of the chain's wall time" if r.get("minutes") else ""
-            settings = f" ({r['batch']} × {r['crop']}², each batch {r['reuse']}×, peak lr {r['lr']}{budget})" \
-                if "crop" in r else ""
-            hardware.append(f"d{i + 1} on {r['hardware']} from its step {r['from_step']}{settings}")
-        start = (f"continued from the run above (--init, peak lr {c['lr']})" if i else
-                 f"continued from an earlier PostNet (--init {c['init']}, peak lr {c['lr']})") if c.get("init") \
-            else "from scratch"
-        extra = f", {c['share_444']:.0%} of the other scale-1 batches at 4:4:4" if c.get("share_444") else ""
-        if c.get("chroma_flag") and (i == 0 or not chain[i - 1]["config"].get("chroma_flag")):  # the run that added it
-            extra += ", the 4:4:4 flag input added (zero-initialised: nets.with_chroma_flag)"
-        if c.get("film") and (i == 0 or not chain[i - 1]["config"].get("film")):
-            extra += (f", conditioned scales and shifts of the context path added ({c['film']} level knots, "
-                      "zero-initialised: nets.with_film)")
-        L.append(f"| d{i + 1}. PostNet v2 ({man.models['post'].class_name}) {start} on real JPEG{extra} "
-                 f"(training/train_post.py) | {post['step']} | {c['seed']} | {c['batch']} × {c['crop']}² | "
-                 f"{post.get('wall_s', 0) / 60:.1f} min |")
+
+    def trained(record: dict) -> dict:  # a run's train_post config (a banded record's: its first member's)
+        return record["bands"][0]["config"] if "bands" in record else record["config"]
+
+    for i, record in enumerate(chain):
+        banded = record.get("bands")
+        for b, post in enumerate(banded or [record]):
+            c, label = post["config"], f"d{i + 1}" + (f".{b}" if banded else "")
+            for r in post.get("runs", []):
+                budget = f", lr schedule over {r['minutes']:g} min of the chain's wall time" if r.get("minutes") else ""
+                settings = f" ({r['batch']} × {r['crop']}², each batch {r['reuse']}×, peak lr {r['lr']}{budget})" \
+                    if "crop" in r else ""
+                hardware.append(f"{label} on {r['hardware']} from its step {r['from_step']}{settings}")
+            start = (f"continued from the run above (--init, peak lr {c['lr']})" if i else
+                     f"continued from an earlier PostNet (--init {c['init']}, peak lr {c['lr']})") if c.get("init") \
+                else "from scratch"
+            extra = f", {c['share_444']:.0%} of the other scale-1 batches at 4:4:4" if c.get("share_444") else ""
+            before = trained(chain[i - 1]) if i else {}
+            if c.get("chroma_flag") and not before.get("chroma_flag"):  # the run that added it
+                extra += ", the 4:4:4 flag input added (zero-initialised: nets.with_chroma_flag)"
+            if c.get("film") and not before.get("film"):
+                extra += (f", conditioned scales and shifts of the context path added ({c['film']} level knots, "
+                          "zero-initialised: nets.with_film)")
+            if banded:
+                lo, hi = c["levels"]
+                extra += f", files of quantisation level {lo:g}–{hi:g} only: member {b} of a BandedPostNet"
+            L.append(f"| {label}. PostNet v2 {start} on real JPEG{extra} "
+                     f"(training/train_post.py) | {post['step']} | {c['seed']} | {c['batch']} × {c['crop']}² | "
+                     f"{post.get('wall_s', 0) / 60:.1f} min |")
     pre = tr.get("pre", {})
     if pre:
         c = pre["config"]

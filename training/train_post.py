@@ -39,6 +39,7 @@ crops, next to the shipped PostNet's gain (training/evaluate_post.py).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import time
@@ -48,10 +49,11 @@ import torch
 
 from jpegplus.bundle import load_bundle
 from jpegplus.models import build
-from jpegplus.models.nets import with_chroma_flag, with_film
-from jpegplus.tables import quant_level
-from training.common import (REQUANT, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint, load_pack,
+from jpegplus.models.nets import BandedPostNet, with_chroma_flag, with_film
+from jpegplus.tables import quant_level, standard_tables
+from training.common import (FAMILY, REQUANT, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint, load_pack,
                              optimiser_step, real_jpeg, restore_net, sample_tables, save_checkpoint, start_run)
+from training.bands import member_of
 from training.evaluate_post import gains, val_crops
 from training.losses import restoration_loss
 
@@ -61,6 +63,19 @@ QSTD = (5, 95)   # standard-table quality of plain JPEGs
 Q444 = (24, 100)  # internal quality of 4:4:4 files (calibrate.GRID444: the ladder offers them at high rates)
 
 _maker: dict = {}  # per process: the pack, the frozen PreNet and the options
+
+
+@functools.lru_cache(maxsize=None)
+def qualities_in_band(qualities: tuple[int, int], standard: bool, subsampling: str,
+                      levels: tuple[float, float]) -> tuple[int, int]:
+    """The sub-range of `qualities` whose tables' quantisation level (tables.quant_level,
+    0..1) lies in [levels[0], levels[1]] (a level-band specialist's training); the
+    level falls as the quality rises, so the sub-range is contiguous."""
+    inside = [q for q in range(qualities[0], qualities[1] + 1)
+              if levels[0] <= quant_level(standard_tables(q) if standard else FAMILY.tables(q, subsampling)) <= levels[1]]
+    if not inside:
+        raise SystemExit(f"no quality in {qualities} has a level in {levels}")
+    return inside[0], inside[-1]
 
 
 def init_maker(pack, weights, options: dict) -> None:
@@ -83,6 +98,7 @@ def make_batch(index: int):
     full_chroma = scale == 1 and not standard and o["share_444"] > 0 and rng.random() < o["share_444"]
     subsampling = "4:4:4" if full_chroma else "4:2:0"
     qualities = QSTD if standard else Q444 if full_chroma else Q2 if scale == 2 else tuple(o["q1"])
+    qualities = qualities_in_band(qualities, standard, subsampling, tuple(o["levels"]))
     tables = sample_tables(rng, o["batch"], float(standard), qualities=qualities, subsampling=subsampling)
     level = np.array([quant_level(t) for t in tables], np.float32)
     x = crops.batch(o["batch"])
@@ -98,7 +114,7 @@ def make_batch(index: int):
 
 def batches(cfg: dict, first: int):
     """Batches first, first + 1, ... made in this process or by a pool of workers."""
-    options = {k: cfg[k] for k in ("seed", "crop", "batch", "scale2_share", "standard_share", "share_444", "q1")}
+    options = {k: cfg[k] for k in ("seed", "crop", "batch", "scale2_share", "standard_share", "share_444", "q1", "levels")}
     if cfg["workers"] <= 0:
         init_maker(cfg["pack"], cfg["weights"], options)
         index = first
@@ -155,6 +171,9 @@ def main(argv=None):
                     help="share of the other scale-1 jpegplus batches stored at 4:4:4")
     ap.add_argument("--q1", type=int, nargs=2, default=Q1, metavar=("LO", "HI"),
                     help="internal quality range of scale-1 4:2:0 jpegplus batches (a band-specialist's training)")
+    ap.add_argument("--levels", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                    help="train on files whose quantisation level (tables.quant_level) lies in LO..HI only "
+                         "(a level-band specialist: the decoder picks a band's PostNet by the file's level)")
     ap.add_argument("--chroma-flag", action="store_true",
                     help="a new run's PostNet also takes the 4:4:4 flag (nets.with_chroma_flag: zero-initialised)")
     ap.add_argument("--film", type=int, default=0, metavar="KNOTS",
@@ -183,6 +202,11 @@ def main(argv=None):
         post = restore_net(ckpt["models"]["post"])
     elif cfg["init"]:
         post = load_bundle(cfg["init"], names=("post",), runtime="torch").nets["post"]
+        if isinstance(post, BandedPostNet):  # go on with the member of the band this run trains on
+            try:
+                _, post = member_of(post, cfg["levels"])
+            except ValueError as e:
+                raise SystemExit(f"--init {cfg['init']} is a BandedPostNet: {e} (--levels)") from None
     else:
         post = build(cfg["net"], json.loads(cfg["config"]))
     if cfg["chroma_flag"] and not ckpt:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .fakecodec import FakeCodec
-from .nets import BlockPostNet, PostNet, PreNet
+from .nets import BandedPostNet, BlockPostNet, PostNet, PreNet
 
-MODELS: dict[str, type] = {"PreNet": PreNet, "PostNet": PostNet, "BlockPostNet": BlockPostNet, "FakeCodec": FakeCodec}
+MODELS: dict[str, type] = {"PreNet": PreNet, "PostNet": PostNet, "BlockPostNet": BlockPostNet,
+                          "BandedPostNet": BandedPostNet, "FakeCodec": FakeCodec}
 
 
 def build(name: str, config: dict):

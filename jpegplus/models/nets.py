@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..tables import level_band
 from .blocks import Trunk, bicubic_up2, condition_maps, pixel_unshuffle, trunk_convs
 
 
@@ -153,6 +154,42 @@ class BlockPostNet(nn.Module):
         for conv in self.detail_out:
             f = F.relu(conv(f))
         return base + F.pixel_shuffle(self.head(f), 2)
+
+
+class BandedPostNet(nn.Module):
+    """One BlockPostNet per band of quantisation levels: the file's level picks
+    the member (tables.level_band: band i holds levels from bounds[i - 1] up to
+    bounds[i]), so each quality band gets a whole network of its own at the
+    decode cost of one. Members share the shape (`net`, BlockPostNet's config);
+    each is trained on its band's files alone (training/train_post.py --levels).
+    """
+
+    def __init__(self, bounds: list[float], net: dict):
+        super().__init__()
+        if not all(0 < a < b < 1 for a, b in zip([1e-9, *bounds], [*bounds, 1 - 1e-9])):
+            raise ValueError(f"bounds must rise strictly inside 0..1, got {bounds!r}")
+        self.config = {"bounds": [float(b) for b in bounds], "net": dict(net)}
+        self.bands = nn.ModuleList(BlockPostNet(**net) for _ in range(len(bounds) + 1))
+
+    def reach(self, scale: int) -> int:
+        return self.bands[0].reach(scale)
+
+    @property
+    def takes_chroma(self) -> bool:
+        return self.bands[0].takes_chroma
+
+    def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int,
+                full_chroma: torch.Tensor | None = None) -> torch.Tensor:
+        which = torch.from_numpy(level_band(level.detach().float().cpu().numpy(), self.config["bounds"]))
+        if bool((which == which[0]).all()):
+            return self.bands[int(which[0])](y, level, scale, full_chroma)
+        out = None
+        for b in which.unique().tolist():
+            rows = (which == b).nonzero()[:, 0].to(y.device)
+            part = self.bands[b](y[rows], level[rows], scale, None if full_chroma is None else full_chroma[rows])
+            out = part.new_empty((len(y), *part.shape[1:])) if out is None else out
+            out[rows] = part
+        return out
 
 
 class Film(nn.Module):
