@@ -229,7 +229,10 @@ class NetEntry:
         if not isinstance(onnx, dict):
             raise ValueError('onnx: {"1"|"2": {file, sha256, reach}}')
         graphs = tuple(OnnxGraph.from_json(k, v) for k, v in sorted(onnx.items()))
-        bands = len(raw["config"].get("bounds", ())) + 1
+        bounds = raw["config"].get("bounds", [])
+        if not isinstance(bounds, list) or not all(_number(b) for b in bounds):
+            raise ValueError("config.bounds: a list of levels")
+        bands = len(bounds) + 1
         if graphs and {(g.scale, g.band) for g in graphs} != {(s, b) for s in {g.scale for g in graphs}
                                                               for b in range(bands)}:
             raise ValueError(f"onnx: one graph per scale and level band ({bands} band(s))")

@@ -221,6 +221,16 @@ def test_every_preset_names_modules_and_configs_that_exist():
                 assert net.reach(1) > 0, preset
 
 
+def test_gpu_continue_trains_one_specialist_per_level_band_and_assembles_them():
+    stages = {name: cmd for name, cmd, _ in rebuild.PRESETS["gpu-continue"]}
+    members = [cmd for name, cmd in stages.items() if name.startswith("post_b")]
+    levels = [tuple(float(v) for v in cmd[cmd.index("--levels") + 1:][:2]) for cmd in members]
+    assert levels[0][0] == 0 and levels[-1][1] == 1 and all(a[1] > b[0] for a, b in zip(levels, levels[1:]))  # overlap
+    outs = [cmd[cmd.index("--out") + 1] for cmd in members]
+    assert stages["bands"][1:1 + len(outs)] == outs  # members in band order, as training.bands wants them
+    assert sum(float(cmd[cmd.index("--minutes") + 1]) for cmd in members) == 5
+
+
 @pytest.mark.parametrize("reuse", [1, 2, 4])
 def test_reuse_sees_each_batch_once_per_mirror_and_resumes_in_step(reuse):
     from training.train_post import MIRRORS, views
@@ -314,9 +324,10 @@ def test_levels_keep_every_kind_of_batch_inside_a_band_and_pick_a_banded_init_me
         assert levels.min() >= band[0] - 1e-6 and levels.max() <= band[1] + 1e-6 and np.ptp(levels) > 0.1
 
     net = BandedPostNet([0.7], {"channels": 4, "context": 8, "detail_depth": 1, "context_depth": 1})
-    assert member_of(net, (0.7, 1.0)) == (1, net.bands[1]) and member_of(net, (0.0, 0.7))[0] == 0
-    with pytest.raises(ValueError, match="straddle"):
-        member_of(net, (0.0, 1.0))
+    assert member_of(net, (0.7, 1.0)) == (1, net.bands[1]) and member_of(net, (0.0, 0.75))[0] == 0
+    for levels in ((0.0, 1.0), (0.75, 1.0)):  # both bands, or neither whole
+        with pytest.raises(ValueError, match="not one"):
+            member_of(net, levels)
 
 
 def test_bands_assembles_members_in_band_order_only(tmp_path):
@@ -332,7 +343,7 @@ def test_bands_assembles_members_in_band_order_only(tmp_path):
         save_checkpoint(paths[-1], 10 + band, {"levels": list(levels), "init": "weights", "seed": band},
                         {"post": BlockPostNet(**config)}, None, {"wall_s": 60.0, "runs": []})
     out = str(tmp_path / "banded.pt")
-    with pytest.raises(SystemExit, match="not band 0"):
+    with pytest.raises(SystemExit, match="do not cover band 0"):
         bands.main([*paths[::-1], "--bounds", "0.7", "--out", out])
     bands.main([*paths, "--bounds", "0.7", "--out", out])
     ckpt = load_checkpoint(out)

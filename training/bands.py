@@ -6,10 +6,11 @@ alone (--levels LO HI); the bounds split the quantisation level (tables.quant_le
 train_post-style checkpoint that training.evaluate_post and training.export
 read like any other:
 
-    python -m training.bands runs/band_hi.pt runs/band_lo.pt --bounds 0.7 --out runs/banded.pt
+    python -m training.bands runs/band_hi.pt runs/band_lo.pt --out runs/banded.pt   # --bounds 0.7 (LEVEL_BOUNDS)
 
-Each member must have trained on exactly its band (its --levels), and all
-must share the BlockPostNet config.
+Each member must have trained on at least its band (its --levels may reach
+a margin beyond the bounds, so that files near a bound are not at the edge
+of what their member saw), and all must share the BlockPostNet config.
 """
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ import argparse
 from jpegplus.models.nets import BandedPostNet
 from training.common import load_checkpoint, restore_net, save_checkpoint
 
+# The recipe's split of the quantisation level: internal quality 54 and below (user quality 20 and below on
+# the ladder) in band 1, finer files in band 0; each band holds every kind of file (scale 1 and 2, 4:4:4,
+# standard tables) whose level falls in it.
+LEVEL_BOUNDS = (0.7,)
+MARGIN = 0.05  # how far beyond its bounds a member trains (levels), so files near a bound are not at its edge
+
 
 def band_range(bounds: list[float], band: int) -> tuple[float, float]:
     """The levels band `band` of `bounds` covers: (low, high), 0..1 at the ends."""
@@ -25,22 +32,31 @@ def band_range(bounds: list[float], band: int) -> tuple[float, float]:
     return edges[band], edges[band + 1]
 
 
+def training_levels(bounds, band: int, margin: float = MARGIN) -> tuple[float, float]:
+    """The levels (LO, HI) band `band`'s member trains on: its band, `margin` wider inside 0..1."""
+    lo, hi = band_range(list(bounds), band)
+    return max(0.0, round(lo - margin, 6)), min(1.0, round(hi + margin, 6))
+
+
 def member_of(net, levels) -> tuple[int, object]:
-    """(band, member) of BandedPostNet `net` whose band holds the levels range
-    `levels` (LO, HI) whole; ValueError when the range straddles a bound."""
+    """(band, member) of BandedPostNet `net` whose band the levels range `levels`
+    (LO, HI: a member's training range, its band and a margin) covers; ValueError
+    unless exactly one band is covered."""
     bounds = net.config["bounds"]
-    for b, member in enumerate(net.bands):
-        lo, hi = band_range(bounds, b)
-        if lo - 1e-9 <= levels[0] and levels[1] <= hi + 1e-9:
-            return b, member
-    raise ValueError(f"levels {tuple(levels)} straddle a bound of {bounds}: pick one band's range, one of "
-                     + ", ".join(f"{lo:g} {hi:g}" for lo, hi in (band_range(bounds, b) for b in range(len(net.bands)))))
+    covered = [b for b in range(len(net.bands))
+               if levels[0] <= band_range(bounds, b)[0] + 1e-9 and band_range(bounds, b)[1] - 1e-9 <= levels[1]]
+    if len(covered) != 1:
+        raise ValueError(f"levels {tuple(levels)} cover {len(covered)} bands of {bounds}, not one: pick one band's "
+                         "range (and a margin), one of " + ", ".join(
+                             "{:g} {:g}".format(*training_levels(bounds, b)) for b in range(len(net.bands))))
+    return covered[0], net.bands[covered[0]]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("members", nargs="+", help="train_post checkpoints, one per band, lowest level first")
-    ap.add_argument("--bounds", type=float, nargs="+", required=True, help="levels between the bands, rising")
+    ap.add_argument("--bounds", type=float, nargs="+", default=list(LEVEL_BOUNDS),
+                    help="levels between the bands, rising")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if len(args.members) != len(args.bounds) + 1:
@@ -48,9 +64,9 @@ def main(argv=None):
     ckpts = [load_checkpoint(p) or SystemExit(f"no checkpoint at {p}") for p in args.members]
     nets = [restore_net(c["models"]["post"]) for c in ckpts]
     for b, (path, ckpt, net) in enumerate(zip(args.members, ckpts, nets)):
-        trained = tuple(ckpt["config"].get("levels", (0.0, 1.0)))
-        if any(abs(a - w) > 1e-9 for a, w in zip(trained, band_range(args.bounds, b))):
-            raise SystemExit(f"{path} trained on levels {trained}, not band {b}'s {band_range(args.bounds, b)}")
+        trained, (lo, hi) = tuple(ckpt["config"].get("levels", (0.0, 1.0))), band_range(args.bounds, b)
+        if not (trained[0] <= lo + 1e-9 and hi - 1e-9 <= trained[1]):
+            raise SystemExit(f"{path} trained on levels {trained}, which do not cover band {b}'s {lo:g}..{hi:g}")
         if net.config != nets[0].config or type(net).__name__ != "BlockPostNet":
             raise SystemExit(f"{path}: members must be BlockPostNets of one config ({nets[0].config}), got {net.config}")
     banded = BandedPostNet(args.bounds, nets[0].config)

@@ -11,7 +11,9 @@ which the model card quotes.
                                                       # minute), exported to $OUT/weights with the shipped ladder;
                                                       # then here: training.calibrate --weights <it>, export --ladder
     python -m training.rebuild --preset gpu-continue --out $OUT  # on one H100: the shipped PostNet 5 min further
-                                                      # (lr 3e-4), exported with the shipped PreNet and ladder
+                                                      # (lr 3e-4), as one specialist per level band (2.5 min
+                                                      # each, training.bands), exported with the shipped
+                                                      # PreNet and ladder
     python -m training.rebuild --preset gpu-ceiling --out $OUT   # on one H100: a PostNet with no decode budget
                                                       # (CEILING), 5 min from scratch, beside gpu's for the gap
     python -m training.rebuild --preset smoke --out /tmp/smoke   # the gpu preset in miniature, on the CPU (a test runs it)
@@ -38,11 +40,14 @@ import subprocess
 import sys
 import time
 
+from training.bands import LEVEL_BOUNDS, training_levels
+
 GPU_PACK = "packs/gpu_pack.npz"
 VAL_PACK = "packs/val_crops.npz"
 
 # The ceiling PostNet's config: the shipped BlockPostNet's shape, twice as wide and twice as deep in both paths.
 CEILING = '{"channels": 64, "context": 192, "detail_depth": 2, "context_depth": 8}'
+BANDS = [training_levels(LEVEL_BOUNDS, b) for b in range(len(LEVEL_BOUNDS) + 1)]  # gpu-continue's members' levels
 
 PRESETS = {
     "gpu-pack": [
@@ -57,11 +62,15 @@ PRESETS = {
                      "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
     ],
-    "gpu-continue": [  # the shipped PostNet trained on (what a GPU session should run when the aim is the best weights)
-        ("post_more", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
-                       "--film", "9", "--init", "weights", "--batch", "64", "--reuse", "4", "--lr", "3e-4",
-                       "--minutes", "5", "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
-                       "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_more.pt"], None),
+    "gpu-continue": [  # the shipped PostNet trained on, one specialist per level band (what a GPU session should
+        *((f"post_b{b}", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",  # run)
+                          "--chroma-flag", "--film", "9", "--init", "weights", "--levels", f"{lo:g}", f"{hi:g}",
+                          "--batch", "64", "--reuse", "4", "--lr", "3e-4", "--minutes", f"{5 / len(BANDS):g}",
+                          "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
+                          "--pack", GPU_PACK, "--val", VAL_PACK, "--out", f"{{out}}/post_b{b}.pt"], None)
+          for b, (lo, hi) in enumerate(BANDS)),
+        ("bands", ["training.bands", *(f"{{out}}/post_b{b}.pt" for b in range(len(BANDS))),
+                   "--out", "{out}/post_more.pt"], "{out}/post_more.pt"),
         ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights"],
          None),
     ],
