@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 $(PLAIN)/.installed: pyproject.toml
 	python3 -m venv $(PLAIN)
+	rm -rf build  # setuptools' build/lib keeps files deleted since: they would ship in the wheel
 	$(PLAIN)/bin/python -m pip install -q .
 	touch $@
 
@@ -28,5 +29,7 @@ test: $(VENV)/.installed
 
 # The installed package (not this checkout) at this checkout's state: reinstalled without deps each run.
 test-plain: $(PLAIN)/.installed
+	rm -rf build
+	$(PLAIN)/bin/python -m pip uninstall -q -y jpegplus
 	$(PLAIN)/bin/python -m pip install -q --no-deps --force-reinstall .
 	cd tests && ../$(PLAIN)/bin/python plain_install.py

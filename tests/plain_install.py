@@ -7,6 +7,8 @@ Checks, failing with a message and exit code 1:
 - encode → decode through ONNX Runtime: full size, better than Pillow's plain
   decode of the same file, fewer bytes than Pillow at the same quality on the
   fixtures; scale 2 and grey files too;
+- the installed weights are the files the manifests name (no stale ones a
+  reused build/ folder would carry into the wheel);
 - the Pillow plugin: save, open (header only until load), load;
 - Filter on numpy arrays;
 - the command line: encode with a pool of 2 workers, decode;
@@ -55,6 +57,16 @@ def main() -> None:
 
     check(str(Path(jpegplus.__file__).parent).find("site-packages") >= 0, f"installed package ({jpegplus.__file__})")
     check(default_bundle().runtime == "onnx", "the shipped networks run on ONNX Runtime")
+    from jpegplus.bundle import read_manifest, weights_dir
+
+    folder = weights_dir()
+    named = {"manifest.json", "MODEL_CARD.md", "__init__.py"} | {
+        f for m in (folder, folder / "ablation-nofake") for e in read_manifest(m).models.values() for f in e.files()}
+    stale = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+                   and p.name not in named and "__pycache__" not in p.parts and p.parent.name != "ablation-nofake"
+                   or p.parent.name == "ablation-nofake" and p.name not in named)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+    check(not stale, f"the installed weights ({size:.1f} MB) are the files the manifests name, no others {stale[:3]}")
 
     image = Image.open(FIXTURES / "val0.png").convert("RGB")
     ref = np.asarray(image)

@@ -189,7 +189,7 @@ def int8_weights(tmp_path_factory, photo):
     manifest = read_manifest(folder)
     post = manifest.models["post"]
     graphs = tuple(dataclasses.replace(g, int8=int8_graph(folder, g, int8_calibration_feeds(
-        str(Path(__file__).parent / "fixtures"), g.scale, count=3, crop=64, chroma=bool(post.config.get("chroma_flag")))))
+        str(Path(__file__).parent / "fixtures"), g.scale, count=3, crop=64, chroma=bool(post.config.get("net", post.config).get("chroma_flag")))))
         for g in post.graphs)
     models = {**manifest.models, "post": dataclasses.replace(post, graphs=graphs)}
     (folder / "manifest.json").write_text(json.dumps(dataclasses.replace(manifest, models=models).to_json()))

@@ -47,8 +47,8 @@ def main(argv=None):
     graphs = [(name, g) for name, e in man.models.items() for g in e.graphs]
     if graphs:
         L += ["", "ONNX graphs (what ONNX Runtime runs; `training.export` writes them from the networks above):", "",
-              "| network | scale | float32 graph | reach (px) | int8 graph |", "|---|---|---|---|---|"]
-        L += [f"| {name} | {g.scale} | {g.file} | {g.reach} | {g.int8[0] if g.int8 else '—'} |" for name, g in graphs]
+              "| network | scale[@level band] | float32 graph | reach (px) | int8 graph |", "|---|---|---|---|---|"]
+        L += [f"| {name} | {g.key} | {g.file} | {g.reach} | {g.int8[0] if g.int8 else '—'} |" for name, g in graphs]
     int8 = load(args.int8_check) if args.int8_check else None
     if int8:
         L += ["", f"int8 PostNet against float32 on val/ ({int8['images']} images, the same files; "
