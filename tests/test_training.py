@@ -345,6 +345,8 @@ def test_bands_assembles_members_in_band_order_only(tmp_path):
         save_checkpoint(paths[-1], 10 + band, {"levels": list(levels), "init": "weights", "seed": band},
                         {"post": BlockPostNet(**config)}, None, {"wall_s": 60.0, "runs": []})
     out = str(tmp_path / "banded.pt")
+    with pytest.raises(SystemExit, match="no checkpoint at"):
+        bands.main([paths[0], str(tmp_path / "missing.pt"), "--bounds", "0.7", "--out", out])
     with pytest.raises(SystemExit, match="do not cover band 0"):
         bands.main([*paths[::-1], "--bounds", "0.7", "--out", out])
     bands.main([*paths, "--bounds", "0.7", "--out", out])

@@ -61,7 +61,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if len(args.members) != len(args.bounds) + 1:
         raise SystemExit(f"{len(args.bounds)} bound(s) need {len(args.bounds) + 1} members, got {len(args.members)}")
-    ckpts = [load_checkpoint(p) or SystemExit(f"no checkpoint at {p}") for p in args.members]
+    ckpts = [load_checkpoint(p) for p in args.members]
+    if None in ckpts:
+        raise SystemExit(f"no checkpoint at {args.members[ckpts.index(None)]}")
     nets = [restore_net(c["models"]["post"]) for c in ckpts]
     for b, (path, ckpt, net) in enumerate(zip(args.members, ckpts, nets)):
         trained, (lo, hi) = tuple(ckpt["config"].get("levels", (0.0, 1.0))), band_range(args.bounds, b)

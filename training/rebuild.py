@@ -62,8 +62,9 @@ PRESETS = {
                      "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights"], None),
     ],
-    "gpu-continue": [  # the shipped PostNet trained on, one specialist per level band (what a GPU session should
-        *((f"post_b{b}", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",  # run)
+    # the shipped PostNet trained on, one specialist per level band (what a GPU session should run)
+    "gpu-continue": [
+        *((f"post_b{b}", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
                           "--chroma-flag", "--film", "9", "--init", "weights", "--levels", f"{lo:g}", f"{hi:g}",
                           "--batch", "64", "--reuse", "4", "--lr", "3e-4", "--minutes", f"{5 / len(BANDS):g}",
                           "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
