@@ -35,6 +35,8 @@ crops, next to the shipped PostNet's gain (training/evaluate_post.py).
     python -m training.train_post --out runs/post_v2.pt --steps 9000 --threads 1
     python -m training.train_post --device cuda --workers 14 --batch 64 --minutes 5 --pack packs/gpu_pack.npz
     python -m training.train_post --init weights --lr 2e-4 --steps 3000 --out runs/post_v2b.pt   # continue the shipped one
+    python -m training.train_post --init weights --levels 0.65 1 --out runs/band_lo.pt  # a level band's member
+                                                                                          # (training/bands.py)
 """
 from __future__ import annotations
 
