@@ -30,6 +30,5 @@ test: $(VENV)/.installed
 # The installed package (not this checkout) at this checkout's state: reinstalled without deps each run.
 test-plain: $(PLAIN)/.installed
 	rm -rf build
-	$(PLAIN)/bin/python -m pip uninstall -q -y jpegplus
 	$(PLAIN)/bin/python -m pip install -q --no-deps --force-reinstall .
 	cd tests && ../$(PLAIN)/bin/python plain_install.py

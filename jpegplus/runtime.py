@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tables import level_band
+from .tables import band_groups
 
 RUNTIME_VAR = "JPEGPLUS_RUNTIME"
 RUNTIMES = ("onnx", "torch")
@@ -189,14 +189,14 @@ class OnnxNet:
         feed = {"image": np.ascontiguousarray(x, np.float32), "level": levels}
         if self.takes_chroma:
             feed["chroma"] = np.zeros_like(levels) if full_chroma is None else np.asarray(full_chroma, np.float32)
-        which = level_band(levels, self.bounds)
-        if (which == which[0]).all():
-            return self.sessions[scale, int(which[0])].run(None, feed)[0]
-        parts = {b: self.sessions[scale, b].run(None, {k: v[which == b] for k, v in feed.items()})[0]
-                 for b in np.unique(which).tolist()}
-        out = np.empty((len(levels), *parts[int(which[0])].shape[1:]), np.float32)
-        for b, part in parts.items():
-            out[which == b] = part
+        groups = band_groups(levels, self.bounds)
+        if len(groups) == 1:
+            return self.sessions[scale, groups[0][0]].run(None, feed)[0]
+        out = None
+        for b, rows in groups:
+            part = self.sessions[scale, b].run(None, {k: v[rows] for k, v in feed.items()})[0]
+            out = np.empty((len(levels), *part.shape[1:]), np.float32) if out is None else out
+            out[rows] = part
         return out
 
 

@@ -54,9 +54,16 @@ def quant_level(tables) -> float:
 
 def level_band(levels, bounds) -> np.ndarray:
     """Which level band each quantisation level (quant_level, 0..1) falls in:
-    int (N,), 0 below bounds[0], i from bounds[i - 1] (inclusive) up to bounds[i].
-    The one rule that picks a BandedPostNet's member, in torch and ONNX Runtime alike."""
+    int (N,), 0 below bounds[0], i from bounds[i - 1] (inclusive) up to bounds[i]."""
     return np.searchsorted(np.asarray(bounds, np.float64), np.asarray(levels, np.float64).reshape(-1), side="right")
+
+
+def band_groups(levels, bounds) -> list[tuple[int, np.ndarray]]:
+    """A batch's samples grouped by level band: [(band, sample indices int (k,))],
+    bands rising. The one rule that picks a BandedPostNet's member per file, in
+    torch and ONNX Runtime alike."""
+    which = level_band(levels, bounds)
+    return [(int(b), np.flatnonzero(which == b)) for b in np.unique(which)]
 
 
 def pillow_qtables(tables: np.ndarray) -> list[list[int]]:

@@ -60,12 +60,12 @@ def main() -> None:
     from jpegplus.bundle import read_manifest, weights_dir
 
     folder = weights_dir()
-    named = {"manifest.json", "MODEL_CARD.md", "__init__.py"} | {
-        f for m in (folder, folder / "ablation-nofake") for e in read_manifest(m).models.values() for f in e.files()}
-    stale = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
-                   and p.name not in named and "__pycache__" not in p.parts and p.parent.name != "ablation-nofake"
-                   or p.parent.name == "ablation-nofake" and p.name not in named)
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+    named = {"MODEL_CARD.md", "__init__.py"} | {
+        f"{sub}{f}" for sub in ("", "ablation-nofake/")
+        for f in ["manifest.json", *(f for e in read_manifest(folder / sub).models.values() for f in e.files())]}
+    files = [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    stale = sorted(set(p.relative_to(folder).as_posix() for p in files) - named)
+    size = sum(p.stat().st_size for p in files) / 1e6
     check(not stale, f"the installed weights ({size:.1f} MB) are the files the manifests name, no others {stale[:3]}")
 
     image = Image.open(FIXTURES / "val0.png").convert("RGB")

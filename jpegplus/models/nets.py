@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..tables import level_band
+from ..tables import band_groups
 from .blocks import Trunk, bicubic_up2, condition_maps, pixel_unshuffle, trunk_convs
 
 
@@ -158,7 +158,7 @@ class BlockPostNet(nn.Module):
 
 class BandedPostNet(nn.Module):
     """One BlockPostNet per band of quantisation levels: the file's level picks
-    the member (tables.level_band: band i holds levels from bounds[i - 1] up to
+    the member (tables.band_groups: band i holds levels from bounds[i - 1] up to
     bounds[i]), so each quality band gets a whole network of its own at the
     decode cost of one. Members share the shape (`net`, BlockPostNet's config);
     each is trained on its band's files alone (training/train_post.py --levels).
@@ -180,12 +180,12 @@ class BandedPostNet(nn.Module):
 
     def forward(self, y: torch.Tensor, level: torch.Tensor, scale: int,
                 full_chroma: torch.Tensor | None = None) -> torch.Tensor:
-        which = torch.from_numpy(level_band(level.detach().float().cpu().numpy(), self.config["bounds"]))
-        if bool((which == which[0]).all()):
-            return self.bands[int(which[0])](y, level, scale, full_chroma)
+        groups = band_groups(level.detach().float().cpu().numpy(), self.config["bounds"])
+        if len(groups) == 1:
+            return self.bands[groups[0][0]](y, level, scale, full_chroma)
         out = None
-        for b in which.unique().tolist():
-            rows = (which == b).nonzero()[:, 0].to(y.device)
+        for b, rows in groups:
+            rows = torch.from_numpy(rows).to(y.device)
             part = self.bands[b](y[rows], level[rows], scale, None if full_chroma is None else full_chroma[rows])
             out = part.new_empty((len(y), *part.shape[1:])) if out is None else out
             out[rows] = part
