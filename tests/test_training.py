@@ -233,6 +233,27 @@ def test_gpu_continue_trains_one_specialist_per_level_band_and_assembles_them():
     assert sum(float(cmd[cmd.index("--minutes") + 1]) for cmd in members) == 5
 
 
+def test_training_reads_the_checkouts_weights_where_jpegplus_was_never_installed():
+    """A bare GPU machine runs the presets from a copy of the checkout: no jpegplus.weights
+    package, no JPEGPLUS_WEIGHTS. training sets it to the checkout's weights/ (the shipped model)."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    hide_install = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+                    "import os, jpegplus, training.common as c; "
+                    "print(os.environ['JPEGPLUS_WEIGHTS'], jpegplus.__file__, c.FAMILY is not None)")
+    env = {k: v for k, v in os.environ.items() if k != "JPEGPLUS_WEIGHTS"}
+    out = subprocess.run([sys.executable, "-c", hide_install], cwd=repo, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    weights, package, family = out.stdout.split()
+    assert weights == os.path.join(repo, "weights") and package.startswith(repo) and family == "True"
+    env["JPEGPLUS_WEIGHTS"] = "/elsewhere"  # a folder the user chose stays theirs
+    out = subprocess.run([sys.executable, "-c", "import os, training; print(os.environ['JPEGPLUS_WEIGHTS'])"],
+                         cwd=repo, env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "/elsewhere", out.stderr
+
+
 @pytest.mark.parametrize("reuse", [1, 2, 4])
 def test_reuse_sees_each_batch_once_per_mirror_and_resumes_in_step(reuse):
     from training.train_post import MIRRORS, views
