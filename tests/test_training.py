@@ -316,6 +316,21 @@ def test_export_tells_a_resumed_checkpoint_from_a_continued_run():
     assert not resumed({}, {"runs": [first]})  # a record from before runs were kept
 
 
+def test_export_to_a_tar_writes_one_archive_of_the_weights_folder(tmp_path):
+    import tarfile
+
+    from training import export
+
+    export.main(["--out", str(tmp_path / "gpu.tar")])  # identity networks: quick
+    assert [p.name for p in tmp_path.iterdir()] == ["gpu.tar"]  # one file for $OUT, no folder left beside it
+    with tarfile.open(tmp_path / "gpu.tar") as tar:
+        tar.extractall(tmp_path / "x")
+    folder = tmp_path / "x" / "gpu"
+    manifest = read_manifest(folder)  # checks every named file's sha256
+    named = {m.file for m in manifest.models.values()} | {g.file for m in manifest.models.values() for g in m.graphs}
+    assert {p.name for p in folder.iterdir()} == named | {"manifest.json"}
+
+
 def test_q1_narrows_the_quality_band_of_jpegplus_batches(tmp_path):
     from jpegplus.tables import quant_level
     from training import make_pack, train_post

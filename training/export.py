@@ -13,6 +13,8 @@ Without --ladder it writes the table family of the manifest already in
 --tables-from (default: --base, else the packaged weights) and an identity
 ladder (with --post or --pre: that manifest's ladder).
 The manifest is checked by jpegplus.bundle.Manifest before it is written.
+An --out ending in .tar writes the folder as one tar archive (named as the
+archive, less .tar): one file for a GPU machine's $OUT, which brings back 8 at most.
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import shutil
+import tarfile
+import tempfile
 from pathlib import Path
 
 from jpegplus.bundle import (Ladder, Manifest, TableFamily, export_onnx, load_bundle, quantise_int8, read_manifest,
@@ -74,7 +79,10 @@ def main(argv=None):
                                                         "this folder (train/; training.int8_check measures them)")
     ap.add_argument("--out", default="weights")
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    out = archive = Path(args.out)
+    if archive.suffix == ".tar":
+        out = Path(tempfile.mkdtemp()) / archive.stem
+        out.mkdir()
     if args.ladder:
         calibrated = json.loads(Path(args.ladder).read_text())
         tables, ladder = TableFamily.from_json(calibrated["tables"]), Ladder.from_json(calibrated["ladder"])
@@ -118,7 +126,11 @@ def main(argv=None):
     manifest = Manifest(model_id, models, tables, ladder, info)
     Manifest.from_json(json.loads(json.dumps(manifest.to_json())), out / "manifest.json")  # what loaders will check
     (out / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=1))
-    print(f"exported model {model_id} to {out}: " + ", ".join(f"{k}={v.file}" for k, v in models.items()))
+    if archive != out:
+        with tarfile.open(archive, "w") as tar:
+            tar.add(out, arcname=out.name)
+        shutil.rmtree(out.parent)
+    print(f"exported model {model_id} to {archive}: " + ", ".join(f"{k}={v.file}" for k, v in models.items()))
 
 
 if __name__ == "__main__":

@@ -8,22 +8,24 @@ which the model card quotes.
     python -m training.rebuild                        # cpu: the v1 model, ≈ 2 h on 2 CPU cores (weights/MODEL_CARD.md)
     python -m training.rebuild --preset gpu-pack      # here: the packs the GPU preset reads (packs/, ≈ 48 MiB)
     python -m training.rebuild --preset gpu --out $OUT   # on one H100: PostNet v2 in 5 min (checkpoint every
-                                                      # minute); then here: training.export --post <it>,
-                                                      # training.calibrate --weights <that>, export --ladder
+                                                      # minute), exported to $OUT/weights.tar with the shipped
+                                                      # ladder; then here: training.calibrate --weights <it>,
+                                                      # export --ladder
     python -m training.rebuild --preset gpu-continue --out $OUT  # on one H100: the shipped PostNet 5 min further
                                                       # (lr 3e-4), as one specialist per level band (2.5 min
-                                                      # each, assembled by training.bands); 5.7 min in all
+                                                      # each, assembled by training.bands), exported with the
+                                                      # shipped PreNet and ladder; 5.7 min in all
     python -m training.rebuild --preset gpu-ceiling --out $OUT   # on one H100: a PostNet with no decode budget
                                                       # (CEILING), 5 min from scratch, beside gpu's for the gap
     python -m training.rebuild --preset smoke --out /tmp/smoke   # the gpu preset in miniature, on the CPU (a test runs it)
 
 The gpu preset needs no ../shared: it reads packs/gpu_pack.npz (lossless
 training crops) and packs/val_crops.npz (the val/ check), which travel with the
-working tree (carry them), and writes checkpoints and logs to --out: at most 6
-files, as $OUT brings back at most 8. Export (ONNX graphs) and calibration run
-here afterwards: `python -m training.export --post $OUT/post_more.pt --base
-weights --out runs/export_gpu`. The machine is bare (jpegplus not installed):
-training/__init__.py points JPEGPLUS_WEIGHTS at the checkout's weights/.
+working tree (carry them), and writes checkpoints, logs and the exported
+weights (weights.tar: `tar -xf weights.tar` gives weights/) to --out: at most 7
+files, as $OUT brings back at most 8. Calibration runs here afterwards. The
+machine is bare (jpegplus not installed): training/__init__.py points
+JPEGPLUS_WEIGHTS at the checkout's weights/.
 The packs and the tracked tree come to about 64 MB of the 64 MiB that may
 travel: there is no room to carry more beside them.
 The GPU presets train on each batch four times, once per mirror image
@@ -65,6 +67,7 @@ PRESETS = {
         ("post_v2", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
                      "--film", "9", "--batch", "64", "--reuse", "4", "--lr", "1e-3", "--minutes", "5",
                      "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
+        ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights.tar"], None),
     ],
     # the shipped PostNet trained on, one specialist per level band (what a GPU session should run)
     "gpu-continue": [
@@ -76,6 +79,8 @@ PRESETS = {
           for b, (lo, hi) in enumerate(BANDS)),
         ("bands", ["training.bands", *(f"{{out}}/post_b{b}.pt" for b in range(len(BANDS))),
                    "--out", "{out}/post_more.pt"], "{out}/post_more.pt"),
+        ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights.tar"],
+         None),
     ],
     "gpu-ceiling": [  # issue 10's "ceiling": a PostNet with no decode budget (6.9× the multiply-adds), from scratch
         ("post_ceiling", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
