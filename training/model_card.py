@@ -106,10 +106,10 @@ def main(argv=None):
                      f"continued from an earlier PostNet (--init {c['init']}, peak lr {c['lr']})") if c.get("init") \
                 else "from scratch"
             extra = f", {c['share_444']:.0%} of the other scale-1 batches at 4:4:4" if c.get("share_444") else ""
-            before = trained(chain[i - 1]) if i else {}
-            if c.get("chroma_flag") and not before.get("chroma_flag"):  # the run that added it
+            before = [trained(r) for r in chain[:i]]  # the runs it continued; the first that asked for a part added it
+            if c.get("chroma_flag") and not any(r.get("chroma_flag") for r in before):
                 extra += ", the 4:4:4 flag input added (zero-initialised: nets.with_chroma_flag)"
-            if c.get("film") and not before.get("film"):
+            if c.get("film") and not any(r.get("film") for r in before):
                 extra += (f", conditioned scales and shifts of the context path added ({c['film']} level knots, "
                           "zero-initialised: nets.with_film)")
             if banded:
