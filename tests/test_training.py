@@ -254,6 +254,18 @@ def test_training_reads_the_checkouts_weights_where_jpegplus_was_never_installed
     assert out.stdout.strip() == "/elsewhere", out.stderr
 
 
+def test_gpu_more_goes_on_from_gpu_continues_export_and_keeps_its_record():
+    first = {name: cmd for name, cmd, _ in rebuild.PRESETS["gpu-continue"]}
+    stages = {name: cmd for name, cmd, _ in rebuild.PRESETS["gpu-more"]}
+    tar = first["export"][first["export"].index("--out") + 1]
+    assert stages["untar"] == ["tarfile", "-e", tar, "{out}"]  # gives {out}/weights
+    members = [cmd for name, cmd in stages.items() if name.startswith("post2_b")]
+    assert len(members) == len(rebuild.BANDS)
+    assert all(cmd[cmd.index("--init") + 1] == "{out}/weights" for cmd in members)
+    assert stages["export"][stages["export"].index("--base") + 1] == "{out}/weights"  # the chain keeps round 1
+    assert stages["export"][stages["export"].index("--out") + 1] != tar
+
+
 @pytest.mark.parametrize("reuse", [1, 2, 4])
 def test_reuse_sees_each_batch_once_per_mirror_and_resumes_in_step(reuse):
     from training.train_post import MIRRORS, views

@@ -15,6 +15,9 @@ which the model card quotes.
                                                       # (lr 3e-4), as one specialist per level band (2.5 min
                                                       # each, assembled by training.bands), exported with the
                                                       # shipped PreNet and ladder; 5.7 min in all
+    python -m training.rebuild --preset gpu-more --out /tmp/o    # on the same warm H100, after gpu-continue --out /tmp/o:
+                                                      # both members 2.2 min more at lr 1e-4 (weights2.tar);
+                                                      # copy the small files to $OUT after each (README Training)
     python -m training.rebuild --preset gpu-ceiling --out $OUT   # on one H100: a PostNet with no decode budget
                                                       # (CEILING), 5 min from scratch, beside gpu's for the gap
     python -m training.rebuild --preset smoke --out /tmp/smoke   # the gpu preset in miniature, on the CPU (a test runs it)
@@ -81,6 +84,20 @@ PRESETS = {
                    "--out", "{out}/post_more.pt"], "{out}/post_more.pt"),
         ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights.tar"],
          None),
+    ],
+    # a second round on the same warm machine, right after gpu-continue --out on a local folder (not $OUT; the
+    # machine keeps /tmp only while warm): the members trained on at a lower rate from gpu-continue's export
+    "gpu-more": [
+        ("untar", ["tarfile", "-e", "{out}/weights.tar", "{out}"], "{out}/weights/manifest.json"),
+        *((f"post2_b{b}", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
+                           "--init", "{out}/weights", "--levels", f"{lo:g}", f"{hi:g}", "--batch", "64", "--reuse", "4",
+                           "--lr", "1e-4", "--minutes", f"{4.4 / len(BANDS):g}", "--share-444", "0.25",
+                           "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK, "--out", f"{{out}}/post2_b{b}.pt"],
+           None) for b, (lo, hi) in enumerate(BANDS)),
+        ("bands", ["training.bands", *(f"{{out}}/post2_b{b}.pt" for b in range(len(BANDS))),
+                   "--out", "{out}/post_more2.pt"], "{out}/post_more2.pt"),
+        ("export", ["training.export", "--post", "{out}/post_more2.pt", "--base", "{out}/weights",  # keeps round 1's record
+                    "--out", "{out}/weights2.tar"], None),
     ],
     "gpu-ceiling": [  # issue 10's "ceiling": a PostNet with no decode budget (6.9× the multiply-adds), from scratch
         ("post_ceiling", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
