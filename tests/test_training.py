@@ -339,7 +339,7 @@ def test_export_to_a_tar_writes_one_archive_of_the_weights_folder(tmp_path):
         tar.extractall(tmp_path / "x")
     folder = tmp_path / "x" / "gpu"
     manifest = read_manifest(folder)  # checks every named file's sha256
-    named = {m.file for m in manifest.models.values()} | {g.file for m in manifest.models.values() for g in m.graphs}
+    named = {f for entry in manifest.models.values() for f in entry.files()}
     assert {p.name for p in folder.iterdir()} == named | {"manifest.json"}
 
 

@@ -59,6 +59,26 @@ VAL_PACK = "packs/val_crops.npz"
 CEILING = '{"channels": 64, "context": 192, "detail_depth": 2, "context_depth": 8}'
 BANDS = [training_levels(LEVEL_BOUNDS, b) for b in range(len(LEVEL_BOUNDS) + 1)]  # gpu-continue's members' levels
 
+
+def banded_round(init: str, lr: str, minutes: float, tag: str) -> list:
+    """The stages of one GPU round on a BandedPostNet: each level band's member of `init` (a weights folder)
+    trained on for minutes / len(BANDS) at peak rate `lr` ({out}/post<tag>_b<band>.pt), assembled by
+    training.bands ({out}/post_more<tag>.pt) and exported with `init`'s other networks, ladder and training
+    record ({out}/weights<tag>.tar)."""
+    members = [f"{{out}}/post{tag}_b{b}.pt" for b in range(len(BANDS))]
+    return [
+        *((f"post{tag}_b{b}", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
+                               "--chroma-flag", "--film", "9", "--init", init, "--levels", f"{lo:g}", f"{hi:g}",
+                               "--batch", "64", "--reuse", "4", "--lr", lr, "--minutes", f"{minutes / len(BANDS):g}",
+                               "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
+                               "--pack", GPU_PACK, "--val", VAL_PACK, "--out", out], None)
+          for b, ((lo, hi), out) in enumerate(zip(BANDS, members))),
+        ("bands", ["training.bands", *members, "--out", f"{{out}}/post_more{tag}.pt"], f"{{out}}/post_more{tag}.pt"),
+        ("export", ["training.export", "--post", f"{{out}}/post_more{tag}.pt", "--base", init,
+                    "--out", f"{{out}}/weights{tag}.tar"], None),
+    ]
+
+
 PRESETS = {
     "gpu-pack": [
         ("pack", ["training.make_pack", "--data", "{train}", "--crops", "3200", "--size", "128", "--compact",
@@ -73,32 +93,11 @@ PRESETS = {
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights.tar"], None),
     ],
     # the shipped PostNet trained on, one specialist per level band (what a GPU session should run)
-    "gpu-continue": [
-        *((f"post_b{b}", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
-                          "--chroma-flag", "--film", "9", "--init", "weights", "--levels", f"{lo:g}", f"{hi:g}",
-                          "--batch", "64", "--reuse", "4", "--lr", "3e-4", "--minutes", f"{5 / len(BANDS):g}",
-                          "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
-                          "--pack", GPU_PACK, "--val", VAL_PACK, "--out", f"{{out}}/post_b{b}.pt"], None)
-          for b, (lo, hi) in enumerate(BANDS)),
-        ("bands", ["training.bands", *(f"{{out}}/post_b{b}.pt" for b in range(len(BANDS))),
-                   "--out", "{out}/post_more.pt"], "{out}/post_more.pt"),
-        ("export", ["training.export", "--post", "{out}/post_more.pt", "--base", "weights", "--out", "{out}/weights.tar"],
-         None),
-    ],
+    "gpu-continue": banded_round("weights", "3e-4", 5, ""),
     # a second round on the same warm machine, right after gpu-continue --out on a local folder (not $OUT; the
     # machine keeps /tmp only while warm): the members trained on at a lower rate from gpu-continue's export
-    "gpu-more": [
-        ("untar", ["tarfile", "-e", "{out}/weights.tar", "{out}"], "{out}/weights/manifest.json"),
-        *((f"post2_b{b}", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
-                           "--init", "{out}/weights", "--levels", f"{lo:g}", f"{hi:g}", "--batch", "64", "--reuse", "4",
-                           "--lr", "1e-4", "--minutes", f"{4.4 / len(BANDS):g}", "--share-444", "0.25",
-                           "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK, "--out", f"{{out}}/post2_b{b}.pt"],
-           None) for b, (lo, hi) in enumerate(BANDS)),
-        ("bands", ["training.bands", *(f"{{out}}/post2_b{b}.pt" for b in range(len(BANDS))),
-                   "--out", "{out}/post_more2.pt"], "{out}/post_more2.pt"),
-        ("export", ["training.export", "--post", "{out}/post_more2.pt", "--base", "{out}/weights",  # keeps round 1's record
-                    "--out", "{out}/weights2.tar"], None),
-    ],
+    "gpu-more": [("untar", ["tarfile", "-e", "{out}/weights.tar", "{out}"], "{out}/weights/manifest.json"),
+                 *banded_round("{out}/weights", "1e-4", 4.4, "2")],
     "gpu-ceiling": [  # issue 10's "ceiling": a PostNet with no decode budget (6.9× the multiply-adds), from scratch
         ("post_ceiling", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
                           "--chroma-flag", "--config", CEILING, "--batch", "64", "--reuse", "4", "--lr", "1e-3",
