@@ -346,6 +346,32 @@ def test_learned_share_is_printed_and_stored(run):
     assert "| standard viewer |" in printed and "| no networks |" in printed
 
 
+def test_postnet_gain_pairs_the_same_files():
+    curves = {"jpegplus": {"qualities": [1, 20, 60], "psnr": [25.0, 31.0, 38.5]},
+              "standard viewer": {"qualities": [1, 20, 60], "psnr": [24.0, 30.5, 38.4]},
+              "Pillow default": {"qualities": [10, 50], "psnr": [27.0, 33.0]},
+              peers.POSTNET_ALONE: {"qualities": [10, 50, 90], "psnr": [28.25, 33.5, 40.0]}}
+    rows = bench.postnet_gain(curves)
+    assert [r["files"] for r in rows] == ["jpegplus files", "Pillow's files, enhance=True"]
+    assert rows[0]["gain_db"] == pytest.approx({1: 1.0, 20: 0.5, 60: 0.1})
+    assert rows[1]["gain_db"] == pytest.approx({10: 1.25, 50: 0.5})  # q90: no plain decode measured
+    assert bench.postnet_gain({"jpegplus": curves["jpegplus"]}) == []
+
+
+def test_postnet_gain_of_the_run(run):
+    _, out, results, printed = run
+    curves = results["curves"]
+    main, alone = results["postnet_gain"]
+    for q in QUALITIES:
+        want = (curves["jpegplus"]["psnr"][curves["jpegplus"]["qualities"].index(q)]
+                - curves["standard viewer"]["psnr"][curves["standard viewer"]["qualities"].index(q)])
+        assert main["gain_db"][str(q)] == pytest.approx(want)
+    assert set(alone["gain_db"]) == {str(q) for q in ANCHOR_QUALITIES}
+    assert alone["gain_db"]["10"] > 0.3  # PostNet restores Pillow's quality-10 files on the fixtures
+    assert "PostNet's gain in PSNR-RGB (dB)" in printed
+    assert "| jpegplus files (jpegplus against standard viewer) |" in (out / "results.md").read_text()
+
+
 def test_learned_share_without_the_rows():
     summary = {"jpegplus": {"bd_rate_psnr": -30.0, "bd_rate_ms_ssim": None},
                "no networks": {"bd_rate_psnr": -27.5, "bd_rate_ms_ssim": -10.0}}

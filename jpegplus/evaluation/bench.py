@@ -11,8 +11,9 @@ default JPEG at quality 10…90, with pchip of log-rate over the overlapping ran
 Every run also gives the yardstick: jpegplus with no networks (identity pre/post,
 the same tables, requantisation, ladder and scale choice), whence the learned
 share = BD(no networks) − BD(jpegplus); what a standard viewer shows of the
-jpegplus files; and the low-rate table (lowest rate, PSNR at 0.10, 0.15 and
-0.25 bpp, BD-rate against area ½ + bicubic). Writes results.json, results.md
+jpegplus files, and so PostNet's gain at each quality (with the ablations, on
+Pillow's own files too); and the low-rate table (lowest rate, PSNR at 0.10,
+0.15 and 0.25 bpp, BD-rate against area ½ + bicubic). Writes results.json, results.md
 and rd.png to --out and prints the Markdown tables.
 """
 from __future__ import annotations
@@ -241,6 +242,27 @@ def learned_share(summary: dict, main: str = "jpegplus", plain: str = peers.NO_N
     return share
 
 
+# PostNet's gain: (codec decoded through PostNet, the same files decoded without it, what those files are)
+POSTNET_PAIRS = (("jpegplus", peers.STANDARD_VIEWER, "jpegplus files"),
+                 (peers.POSTNET_ALONE, peers.ANCHOR, "Pillow's files, enhance=True"))
+
+
+def postnet_gain(curves: dict, pairs=POSTNET_PAIRS) -> list[dict]:
+    """PostNet's gain in PSNR-RGB dB at each quality both curves of a pair hold:
+    the same files decoded with and without it (the curves average per-image
+    values, so this is the mean per-image gain). One row per pair whose curves
+    were measured: {"files", "with", "without", "gain_db": {quality: dB}}."""
+    rows = []
+    for name, plain, files in pairs:
+        c, p = curves.get(name), curves.get(plain)
+        if c is None or p is None:
+            continue
+        gains = {q: c["psnr"][c["qualities"].index(q)] - p["psnr"][p["qualities"].index(q)]
+                 for q in sorted(set(c["qualities"]) & set(p["qualities"]))}
+        rows.append({"files": files, "with": name, "without": plain, "gain_db": gains})
+    return rows
+
+
 def joined_curve(curves: dict, name: str) -> dict:
     """Curve `name` with the points of every extension of it, sorted by rate
     (one point per quality): {"qualities", "bpp", "psnr", "ms_ssim_db"[, "ssimulacra2"]}."""
@@ -440,7 +462,7 @@ def measured_metrics(curves: dict) -> list[tuple[str, str, str]]:
 
 
 def yardstick_lines(results: dict) -> list[str]:
-    """The learned share and the low-rate table, in Markdown."""
+    """The learned share, PostNet's gain and the low-rate table, in Markdown."""
     curves, lines = results["curves"], []
     metrics = measured_metrics(curves)
     share = results.get("learned_share")
@@ -450,6 +472,16 @@ def yardstick_lines(results: dict) -> list[str]:
                   + f". ({peers.NO_NETWORKS}: identity pre/post, the same tables, requantisation, ladder and "
                   f"closed-loop scale choice. {peers.STANDARD_VIEWER}: the jpegplus files decoded by plain Pillow, "
                   "files stored at scale 2 resized ×2 with Pillow BICUBIC.)"]
+    gains = results.get("postnet_gain")
+    if gains:
+        qualities = sorted({int(q) for r in gains for q in r["gain_db"]})
+        lines += ["", "PostNet's gain in PSNR-RGB (dB): the same files decoded with and without it.", "",
+                  "| files | " + " | ".join(f"q{q}" for q in qualities) + " |",
+                  "|---|" + "---:|" * len(qualities)]
+        for r in gains:
+            by_q = {int(q): v for q, v in r["gain_db"].items()}  # keys are strings once read back from JSON
+            lines.append(f"| {r['files']} ({r['with']} against {r['without']}) | "
+                         + " | ".join("" if q not in by_q else f"{by_q[q]:+.2f}" for q in qualities) + " |")
     low = results.get("low_rate")
     if low and low["codecs"]:
         ref = low["reference"]
@@ -680,6 +712,7 @@ def main(argv=None) -> int:
         "summary": summary,
         "learned_share": learned_share(summary),
         "low_rate": low_rate_table(curves),
+        "postnet_gain": postnet_gain(curves),
         "ssimulacra2_check": ss2_check,
         "curves": curves,
         "ladder_check": ladder_check(curves),

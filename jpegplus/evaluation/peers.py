@@ -150,7 +150,7 @@ def postnet_alone(bundle=None, qualities=ANCHOR_QUALITIES) -> Codec:
     def decode(data: bytes, size=None) -> np.ndarray:
         return np.asarray(jpegplus.decode(data, enhance=True, bundle=bundle).convert("RGB"))
 
-    return Codec("PostNet alone (scale 1)", "ablation", tuple(qualities), pillow_encode, decode, "pillow",
+    return Codec(POSTNET_ALONE, "ablation", tuple(qualities), pillow_encode, decode, "pillow",
                  "postnet-enhance", "Pillow default files, decoded with enhance=True")
 
 
@@ -167,6 +167,7 @@ def file_scale(data: bytes) -> int | None:
 
 NO_NETWORKS = "no networks"
 STANDARD_VIEWER = "standard viewer"
+POSTNET_ALONE = "PostNet alone (scale 1)"
 IDENTITY_MODEL_ID = "00000000"  # what the no-networks files record in their segment
 
 
