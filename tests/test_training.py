@@ -418,3 +418,22 @@ def test_family_check_reads_the_fields_a_run_changes():
     for bad in ("weights", "@sharp=1", "weights@colour=1", "weights@sharp=x", "weights@sharp"):
         with pytest.raises(SystemExit, match="SOURCE@FIELD=VALUE"):
             parse_run(bad)
+
+
+def test_model_card_reads_the_shipped_records_alone(tmp_path):
+    """Without runs/ (a fresh checkout) the card still gives the rebuild's stage times, from the manifest's
+    training record that exports carry, and one row per member of each banded PostNet run."""
+    import shutil
+
+    from jpegplus.bundle import weights_dir
+    from training import model_card
+
+    folder = tmp_path / "w"
+    shutil.copytree(weights_dir(), folder, ignore=shutil.ignore_patterns("ablation-nofake", "*.onnx"))
+    stages = read_manifest(folder).training["rebuild"]
+    model_card.main(["--weights", str(folder), "--rebuild", str(tmp_path / "none.json"),
+                     "--ladder", str(tmp_path / "none.json")])
+    card = (folder / "MODEL_CARD.md").read_text()
+    total = sum(s["wall_s"] for s in stages.values()) / 60
+    assert f"Whole rebuild (all stages incl. the ablation and calibration): {total:.0f} min" in card
+    assert "member 0 of a BandedPostNet" in card and "member 1 of a BandedPostNet" in card

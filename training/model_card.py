@@ -31,14 +31,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--weights", default="weights")
     ap.add_argument("--ladder", default="runs/ladder.json")
-    ap.add_argument("--rebuild", default="runs/rebuild.json")
+    ap.add_argument("--rebuild", default="runs/rebuild.json",
+                    help="stage times of `training.rebuild` (default when missing: the manifest's training record "
+                         "'rebuild', which exports carry from their --base)")
     ap.add_argument("--val-bench", default=None, help="results.md of `jpegplus bench` on val/")
     ap.add_argument("--int8-check", default=None, help="int8_check.json of training.int8_check")
     args = ap.parse_args(argv)
     man = read_manifest(args.weights)
-    ladder, rebuild = load(args.ladder), load(args.rebuild)
-    bench = open(args.val_bench).read() if args.val_bench and os.path.exists(args.val_bench) else None
     tr = man.training
+    ladder, rebuild = load(args.ladder), load(args.rebuild) or tr.get("rebuild")
+    bench = open(args.val_bench).read() if args.val_bench and os.path.exists(args.val_bench) else None
     L = [f"# jpegplus model card: `{man.model_id}`", ""]
     L += ["## Networks", "", "| name | class | config | parameters | file | sha256 |", "|---|---|---|---|---|---|"]
     for name, e in man.models.items():
