@@ -520,19 +520,25 @@ def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph,
 
 
 INT8_FLOAT_CONVS = ("/net/stem/Conv", "/net/head/Conv")  # the first and the last convolution stay float32
+# Activation ranges: this percentile of each tensor's calibration values, not its min..max. On model 98896977
+# (training.int8_check, 21 val/ images) int8 cost +0.44 % BD-rate against float32 at 99.99, +0.49 % at 99.9,
+# +0.67 % at 99.999, +0.97 % with min..max (and +1.45 % with min..max over 4x the crops: outliers widen it).
+INT8_CALIBRATION_PERCENTILE = 99.99
 
 
 def quantise_int8(src: Path, dst: Path, feeds: list[dict]) -> str:
     """Write the int8 version of ONNX graph `src` to `dst`; its sha256. Static
     per-channel quantisation (ONNX Runtime's quantize_static, QDQ, u8
     activations and s8 weights with reduce_range, for CPUs without VNNI),
-    activation ranges from `feeds` (the graph's inputs). Only convolutions are
+    activation ranges from `feeds` (the graph's inputs), each the
+    INT8_CALIBRATION_PERCENTILE of its values. Only convolutions are
     quantised, and not all: the graph's fixed ones (bicubic ×2, the one-hot
     unshuffle: nodes outside any module), the first and the last stay float32,
     as do the additions, so the bicubic base and the residual sum stay exact
     (quantising them cost 2.4 dB at scale 2). Needs onnx (the train extra)."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
 
     class Feeds(CalibrationDataReader):
         def __init__(self):
@@ -544,5 +550,7 @@ def quantise_int8(src: Path, dst: Path, feeds: list[dict]) -> str:
     fixed = [n.name for n in onnx.load(str(src)).graph.node if n.name.startswith("/net/Conv")]
     quantize_static(str(src), str(dst), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.Percentile,
+                    extra_options={"CalibPercentile": INT8_CALIBRATION_PERCENTILE},
                     op_types_to_quantize=["Conv", "ConvTranspose"], nodes_to_exclude=fixed + list(INT8_FLOAT_CONVS))
     return sha256_of(dst)
