@@ -437,3 +437,19 @@ def test_model_card_reads_the_shipped_records_alone(tmp_path):
     total = sum(s["wall_s"] for s in stages.values()) / 60
     assert f"Whole rebuild (all stages incl. the ablation and calibration): {total:.0f} min" in card
     assert "member 0 of a BandedPostNet" in card and "member 1 of a BandedPostNet" in card
+
+
+@pytest.mark.parametrize("band", [0, 1])
+def test_int8_calibration_feeds_hold_only_their_level_bands_files(band):
+    """A BandedPostNet member's int8 graph is calibrated on the files it decodes: the other band's activations
+    would widen its ranges."""
+    from pathlib import Path
+
+    from training.common import int8_calibration_feeds
+
+    fixtures = str(Path(__file__).parent / "fixtures")
+    feeds = int8_calibration_feeds(fixtures, 1, count=3, crop=64, band=band, bounds=(0.7,))
+    levels = [float(f["level"][0]) for f in feeds]
+    assert levels and all((lv >= 0.7) == bool(band) for lv in levels)
+    with pytest.raises(ValueError, match="level band 1"):
+        int8_calibration_feeds(fixtures, 1, count=3, crop=64, band=1, bounds=(1.01,))

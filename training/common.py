@@ -206,20 +206,31 @@ def postnet_feed(data: bytes, chroma: bool = False) -> dict:
 
 
 def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256,
-                           chroma: bool = False) -> list[dict]:
-    """PostNet graph inputs at `scale` for int8 calibration (postnet_feed): `count`
-    images of `folder` (train/, never val/), cropped to crop·scale pixels, coded
-    by the shipped encoder at CALIBRATION_QUALITIES in turn."""
+                           chroma: bool = False, band: int = 0, bounds=()) -> list[dict]:
+    """PostNet graph inputs at `scale` for int8 calibration (postnet_feed): up to
+    `count` images of `folder` (train/, never val/), cropped to crop·scale pixels,
+    coded by the shipped encoder at CALIBRATION_QUALITIES in turn. With level
+    `bounds` (a BandedPostNet's), only files whose level falls in `band`
+    (tables.level_band) are kept, each image at the first quality in turn that
+    gives one: a member's graph is calibrated on the files it will decode, so
+    the other band's activations do not widen its ranges."""
     from pathlib import Path
 
     from PIL import Image
 
     import jpegplus
+    from jpegplus.tables import level_band
 
     paths = sorted(Path(folder).rglob("*.png"))
     feeds = []
     for i, path in enumerate(paths[::max(1, len(paths) // count)][:count]):
         rgb = np.asarray(Image.open(path).convert("RGB"))[:crop * scale, :crop * scale]
-        feeds.append(postnet_feed(jpegplus.encode(rgb, CALIBRATION_QUALITIES[i % len(CALIBRATION_QUALITIES)],
-                                                  scale=scale), chroma))
+        for k in range(len(CALIBRATION_QUALITIES)):
+            quality = CALIBRATION_QUALITIES[(i + k) % len(CALIBRATION_QUALITIES)]
+            feed = postnet_feed(jpegplus.encode(rgb, quality, scale=scale), chroma)
+            if not bounds or level_band(feed["level"], bounds)[0] == band:
+                feeds.append(feed)
+                break
+    if not feeds:
+        raise ValueError(f"no calibration file at scale {scale} falls in level band {band} of {list(bounds)}")
     return feeds

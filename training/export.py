@@ -120,7 +120,8 @@ def main(argv=None):
     if args.int8:  # PostNet only: decoding's cost; PreNet sets the rate and stays float32
         models["post"] = dataclasses.replace(models["post"], graphs=tuple(
             dataclasses.replace(g, int8=int8_graph(out, g, int8_calibration_feeds(
-                args.int8, g.scale, chroma=getattr(nets["post"], "takes_chroma", False))))
+                args.int8, g.scale, chroma=getattr(nets["post"], "takes_chroma", False), band=g.band,
+                bounds=models["post"].config.get("bounds", ()))))
             for g in models["post"].graphs))
     model_id = hashlib.sha256("".join(m.sha256 for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)

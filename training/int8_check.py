@@ -56,7 +56,8 @@ def main(argv=None):
         else:
             dst = out / f"post-{g.key.replace('@', '-b')}-int8.onnx"
             quantise_int8(weights_dir() / g.file, dst, int8_calibration_feeds(
-                args.train, g.scale, args.calibration, chroma=reference.nets["post"].takes_chroma))
+                args.train, g.scale, args.calibration, chroma=reference.nets["post"].takes_chroma, band=g.band,
+                bounds=entry.config.get("bounds", ())))
         nets["float32"][g] = weights_dir() / g.file
         nets["int8"][g] = dst
     bounds = entry.config.get("bounds", ())
