@@ -49,6 +49,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     reference = load_bundle(precision="float32")  # the files: encoded as float32 graphs would
     entry = reference.manifest.models["post"]
+    bounds = entry.config.get("bounds", ())
     nets = {"float32": {}, "int8": {}}
     for g in entry.graphs:
         if g.int8:
@@ -57,10 +58,9 @@ def main(argv=None):
             dst = out / f"post-{g.key.replace('@', '-b')}-int8.onnx"
             quantise_int8(weights_dir() / g.file, dst, int8_calibration_feeds(
                 args.train, g.scale, args.calibration, chroma=reference.nets["post"].takes_chroma, band=g.band,
-                bounds=entry.config.get("bounds", ())))
+                bounds=bounds))
         nets["float32"][g] = weights_dir() / g.file
         nets["int8"][g] = dst
-    bounds = entry.config.get("bounds", ())
     nets = {kind: runtime.OnnxNet({(g.scale, g.band): p for g, p in files.items()},
                                   {g.scale: g.reach for g in files}, bounds) for kind, files in nets.items()}
 
