@@ -474,14 +474,14 @@ def yardstick_lines(results: dict) -> list[str]:
                   "files stored at scale 2 resized ×2 with Pillow BICUBIC.)"]
     gains = results.get("postnet_gain")
     if gains:
-        qualities = sorted({int(q) for r in gains for q in r["gain_db"]})
+        qualities = sorted({q for r in gains for q in r["gain_db"]})
         lines += ["", "PostNet's gain in PSNR-RGB (dB): the same files decoded with and without it.", "",
                   "| files | " + " | ".join(f"q{q}" for q in qualities) + " |",
                   "|---|" + "---:|" * len(qualities)]
         for r in gains:
-            by_q = {int(q): v for q, v in r["gain_db"].items()}  # keys are strings once read back from JSON
             lines.append(f"| {r['files']} ({r['with']} against {r['without']}) | "
-                         + " | ".join("" if q not in by_q else f"{by_q[q]:+.2f}" for q in qualities) + " |")
+                         + " | ".join(f"{r['gain_db'][q]:+.2f}" if q in r["gain_db"] else "" for q in qualities)
+                         + " |")
     low = results.get("low_rate")
     if low and low["codecs"]:
         ref = low["reference"]
