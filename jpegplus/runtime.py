@@ -7,10 +7,11 @@ torch (`pip install 'jpegplus[torch]'`) runs the same networks from the
 safetensors files: the GPU path (`Filter` on CUDA tensors, `decode(device=...)`)
 and training use it. The two agree within TOLERANCE levels after rounding to
 uint8 (tests/test_runtime.py). Where the manifest also lists int8 PostNet
-graphs, ONNX Runtime runs those ($JPEGPLUS_PRECISION=float32 keeps float32):
-the PSNR between their decodes and the float32 graphs' is at least
-INT8_MIN_PSNR dB (training/int8_check.py measures their cost in BD-rate on
-val/). The shipped manifest lists none: they cost more than they save.
+graphs, ONNX Runtime runs those on CPUs with 8-bit dot products (VNNI), where
+they pay, and the float32 ones elsewhere ($JPEGPLUS_PRECISION=int8 or float32
+decides instead): the PSNR between their decodes and the float32 graphs' is at
+least INT8_MIN_PSNR dB (training/int8_check.py measures their cost in BD-rate
+on val/).
 
 Which runtime a bundle uses: $JPEGPLUS_RUNTIME ("onnx" or "torch") when set;
 else ONNX Runtime when it is installed and the manifest lists graphs for every
@@ -83,9 +84,28 @@ def choose(has_graphs: bool) -> str:
     raise RuntimeMissingError(f"these weights list no ONNX graphs, so their networks need torch: {TORCH_EXTRA}")
 
 
+INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni")  # x86 8-bit dot products: where int8 graphs pay (training/int8_check.py)
+
+
+def cpu_has_int8_dot(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has 8-bit dot-product instructions (VNNI), read from the
+    flags of /proc/cpuinfo (or the text `cpuinfo`). There, int8 PostNet graphs
+    ran 1.5× faster than float32 on two threads; on an AVX2 CPU without VNNI they
+    gained nothing. False where the flags cannot be read (not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags") and ":" in line), [])
+    return any(f in flags for f in INT8_CPU_FLAGS)
+
+
 def precision() -> str:
-    """Which ONNX graphs run where the manifest lists both: $JPEGPLUS_PRECISION, else "int8"."""
-    value = os.environ.get(PRECISION_VAR, "").strip().lower() or "int8"
+    """Which ONNX graphs run where the manifest lists both: $JPEGPLUS_PRECISION,
+    else "int8" on a CPU with 8-bit dot products (cpu_has_int8_dot), else "float32"."""
+    value = os.environ.get(PRECISION_VAR, "").strip().lower() or ("int8" if cpu_has_int8_dot() else "float32")
     if value not in PRECISIONS:
         raise ValueError(f"{PRECISION_VAR} must be one of {', '.join(PRECISIONS)}, got {value!r}")
     return value

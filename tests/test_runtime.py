@@ -310,3 +310,16 @@ def test_a_banded_postnet_runs_each_file_through_its_level_bands_member(tmp_path
         want = runtime.TorchNet(net).infer(x, level.numpy(), scale, flag.numpy())
         assert np.abs(onnx_net.infer(x, level.numpy(), scale, flag.numpy()) - want).max() < 1e-4
         assert np.abs(onnx_net.infer(x[1:2], level[1:2].numpy(), scale, flag[1:2].numpy()) - want[1:2]).max() < 1e-4
+
+
+def test_int8_is_the_default_only_on_cpus_with_8_bit_dot_products(monkeypatch):
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert not runtime.cpu_has_int8_dot(avx2) and not runtime.cpu_has_int8_dot("")
+    assert runtime.cpu_has_int8_dot(avx2.replace("avx2", "avx2 avx512f avx512_vnni"))
+    assert runtime.cpu_has_int8_dot(avx2.replace("avx2", "avx2 avx_vnni"))
+    monkeypatch.delenv(runtime.PRECISION_VAR, raising=False)
+    for has, want in ((True, "int8"), (False, "float32")):
+        monkeypatch.setattr(runtime, "cpu_has_int8_dot", lambda has=has: has)
+        assert runtime.precision() == want
+    monkeypatch.setenv(runtime.PRECISION_VAR, "int8")  # the environment decides over the CPU
+    assert runtime.precision() == "int8"

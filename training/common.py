@@ -206,14 +206,15 @@ def postnet_feed(data: bytes, chroma: bool = False) -> dict:
 
 
 def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256,
-                           chroma: bool = False, band: int = 0, bounds=()) -> list[dict]:
+                           chroma: bool = False, band: int = 0, bounds=(), bundle=None) -> list[dict]:
     """PostNet graph inputs at `scale` for int8 calibration (postnet_feed): up to
     `count` images of `folder` (train/, never val/), cropped to crop·scale pixels,
     coded by the shipped encoder at CALIBRATION_QUALITIES in turn. With level
     `bounds` (a BandedPostNet's), only files whose level falls in `band`
     (tables.level_band) are kept, each image at the first quality in turn that
     gives one: a member's graph is calibrated on the files it will decode, so
-    the other band's activations do not widen its ranges."""
+    the other band's activations do not widen its ranges. `bundle`: the encoder's
+    (None: the shipped one)."""
     from pathlib import Path
 
     from PIL import Image
@@ -227,7 +228,7 @@ def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int =
         rgb = np.asarray(Image.open(path).convert("RGB"))[:crop * scale, :crop * scale]
         for k in range(len(CALIBRATION_QUALITIES)):
             quality = CALIBRATION_QUALITIES[(i + k) % len(CALIBRATION_QUALITIES)]
-            feed = postnet_feed(jpegplus.encode(rgb, quality, scale=scale), chroma)
+            feed = postnet_feed(jpegplus.encode(rgb, quality, scale=scale, bundle=bundle), chroma)
             if not bounds or level_band(feed["level"], bounds)[0] == band:
                 feeds.append(feed)
                 break

@@ -112,6 +112,8 @@ def main(argv=None):
         nets = {"pre": build("PreNet", {}), "post": build("PostNet", {})}
     if args.fakecodec:
         nets["fakecodec"], info["fakecodec"] = restore(args.fakecodec, "fakecodec")
+    # int8 calibration files come from the base encoder, loaded before --out (perhaps the same folder) is replaced
+    encoder = load_bundle(Path(args.base) if args.base else None) if args.int8 else None
     for old in [*out.glob("*.safetensors"), *out.glob("*.onnx")]:
         old.unlink()
     models = {k: save_net(net, out, k) for k, net in nets.items()}
@@ -121,7 +123,7 @@ def main(argv=None):
         models["post"] = dataclasses.replace(models["post"], graphs=tuple(
             dataclasses.replace(g, int8=int8_graph(out, g, int8_calibration_feeds(
                 args.int8, g.scale, chroma=getattr(nets["post"], "takes_chroma", False), band=g.band,
-                bounds=models["post"].config.get("bounds", ()))))
+                bounds=models["post"].config.get("bounds", ()), bundle=encoder)))
             for g in models["post"].graphs))
     model_id = hashlib.sha256("".join(m.sha256 for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 import jpegplus
 from jpegplus import runtime, segment
-from jpegplus.bundle import load_bundle, quantise_int8, weights_dir
+from jpegplus.bundle import INT8_FLOAT_CONVS, load_bundle, quantise_int8, weights_dir
 from jpegplus.evaluation.metrics import bd_rate, psnr
 from training.common import int8_calibration_feeds, postnet_feed
 
@@ -44,6 +44,8 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/int8")
     ap.add_argument("--calibration", type=int, default=24, help="train crops per scale")
     ap.add_argument("--every", type=int, default=1, help="use every n-th val image")
+    ap.add_argument("--keep-float", nargs="*", default=list(INT8_FLOAT_CONVS),
+                    help="ONNX node names of convolutions left in float32 (default: the shipped choice)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,7 @@ def main(argv=None):
             dst = out / f"post-{g.key.replace('@', '-b')}-int8.onnx"
             quantise_int8(weights_dir() / g.file, dst, int8_calibration_feeds(
                 args.train, g.scale, args.calibration, chroma=reference.nets["post"].takes_chroma, band=g.band,
-                bounds=bounds))
+                bounds=bounds), keep_float=args.keep_float)
         nets["float32"][g] = weights_dir() / g.file
         nets["int8"][g] = dst
     nets = {kind: runtime.OnnxNet({(g.scale, g.band): p for g, p in files.items()},

@@ -65,8 +65,9 @@ def main(argv=None):
           "both CC BY-SA 4.0 (Cloudinary Image Dataset '22; CLIC 2025). 6000 random 128×128 crops "
           "(training/make_pack.py, seed 0). Model selection, the quality ladder and the table family use "
           "`val/` (41 CID22 validation images) only; Kodak was never used for training or choosing.", ""]
-    L += ["## Training", "", f"Hardware: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPU cores, no GPU; torch {torch.__version__}. Preset: `python -m training.rebuild`.", ""]
+    L += ["## Training", "", f"Card written on {platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
+          f"cores, torch {torch.__version__}. Stages a–c (preset: `python -m training.rebuild`) ran on two CPU cores; "
+          "the hardware of stage d's runs, GPU rounds included, follows the table.", ""]
     L += ["| stage | steps | seed | batch × crop | wall time |", "|---|---|---|---|---|"]
     fc, pp = tr.get("fakecodec", {}), tr.get("prepost", {})
     if fc:

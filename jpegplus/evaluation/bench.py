@@ -350,12 +350,15 @@ def ms_per_megapixel(fn, rgb: np.ndarray, repeat: int) -> float:
 
 
 def speed_bundles() -> dict:
-    """{label: bundle} whose speed is measured: the default (ONNX Runtime), and
-    the same weights through torch when torch is installed (the [torch] path)."""
+    """{label: bundle} whose speed is measured: the default (ONNX Runtime), its
+    float32 graphs where the default runs int8 ones (what CPUs without VNNI run),
+    and the same weights through torch when torch is installed (the [torch] path)."""
     from ..bundle import default_bundle, load_bundle
     from ..runtime import installed
 
     bundles = {"jpegplus": default_bundle()}
+    if bundles["jpegplus"].precision == "int8":
+        bundles["jpegplus_float32"] = load_bundle(runtime="onnx", precision="float32")
     if installed("torch") and bundles["jpegplus"].runtime != "torch":
         bundles["jpegplus_torch"] = load_bundle(runtime="torch")
     return bundles
@@ -363,8 +366,8 @@ def speed_bundles() -> dict:
 
 def measure_speed(paths: list[Path], quality: int = SPEED_QUALITIES[0], progress=None) -> dict:
     """Median over images of encode and decode ms per megapixel at `quality`:
-    jpegplus (closed-loop scale choice included; the default bundle, "jpegplus_…",
-    and the same weights through torch, "jpegplus_torch_…", when installed) and
+    jpegplus (closed-loop scale choice included; the bundles of speed_bundles:
+    "jpegplus_…", "jpegplus_float32_…", "jpegplus_torch_…") and
     Pillow default. Each runtime's timings alternate image by image, so a change
     in the machine's load touches both alike."""
     import jpegplus
@@ -546,7 +549,7 @@ def markdown(results: dict) -> tuple[str, str]:
             "|---|---:|---:|---:|",
         ]
         labels = {"jpegplus": f"jpegplus, ONNX Runtime, {env.get('precision', 'float32')} PostNet (the default)",
-                  "jpegplus_torch": "jpegplus, torch"}
+                  "jpegplus_float32": "jpegplus, ONNX Runtime, float32 PostNet", "jpegplus_torch": "jpegplus, torch"}
         for sp in speeds:
             lines += [f"| {name} | {sp['quality']} | {sp[f'{label}_encode_ms_per_mp']:.0f} | "
                       f"{sp[f'{label}_decode_ms_per_mp']:.0f} |"
