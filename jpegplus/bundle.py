@@ -536,7 +536,8 @@ INT8_CALIBRATION_PERCENTILE = 99.99
 def quantise_int8(src: Path, dst: Path, feeds: list[dict], keep_float=INT8_FLOAT_CONVS) -> str:
     """Write the int8 version of ONNX graph `src` to `dst`; its sha256. Static
     per-channel quantisation (ONNX Runtime's quantize_static, QDQ, u8
-    activations and s8 weights with reduce_range, for CPUs without VNNI),
+    activations and s8 weights with reduce_range: exact on CPUs without VNNI too,
+    and 8-bit weights measured no better),
     activation ranges from `feeds` (the graph's inputs), each the
     INT8_CALIBRATION_PERCENTILE of its values. Only convolutions are
     quantised, and not all: the graph's fixed ones (bicubic ×2, the one-hot
