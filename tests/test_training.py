@@ -111,6 +111,9 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
     trained = load_checkpoint(out)["models"]["post"]
     assert trained["class"] == type(shipped).__name__ and trained["config"] == shipped.config
     assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in trained["state"].items())  # lr 0: unchanged
+    events = [json.loads(line) for line in open(out + ".log")]
+    start, done = events[0], events[-1]
+    assert start["init_gain_db"] == done["gain_db"]  # the running check's baseline is the network it starts from
 
     # --chroma-flag widens the stem by one zero-initialised input: the 4:4:4 flag (nets.with_chroma_flag).
     train_post.main(["--init", str(weights_dir()), "--chroma-flag", "--out", out + "w", "--pack", str(tmp_path / "p.npz"), *band,
@@ -216,21 +219,24 @@ def test_every_preset_names_modules_and_configs_that_exist():
     from jpegplus.models import build
 
     for preset, stages in rebuild.PRESETS.items():
-        for _, cmd, _ in stages:
-            importlib.import_module(cmd[0])
-            if "--config" in cmd:
-                net = build("BlockPostNet", json.loads(cmd[cmd.index("--config") + 1]))
-                assert net.reach(1) > 0, preset
+        for _, stage, _ in stages:
+            for cmd in rebuild.side_by_side(stage):
+                importlib.import_module(cmd[0])
+                if "--config" in cmd:
+                    net = build("BlockPostNet", json.loads(cmd[cmd.index("--config") + 1]))
+                    assert net.reach(1) > 0, preset
 
 
 def test_gpu_continue_trains_one_specialist_per_level_band_and_assembles_them():
     stages = {name: cmd for name, cmd, _ in rebuild.PRESETS["gpu-continue"]}
-    members = [cmd for name, cmd in stages.items() if name.startswith("post_b")]
+    members = rebuild.side_by_side(stages["members"])
     levels = [tuple(float(v) for v in cmd[cmd.index("--levels") + 1:][:2]) for cmd in members]
     assert levels[0][0] == 0 and levels[-1][1] == 1 and all(a[1] > b[0] for a, b in zip(levels, levels[1:]))  # overlap
     outs = [cmd[cmd.index("--out") + 1] for cmd in members]
     assert stages["bands"][1:1 + len(outs)] == outs  # members in band order, as training.bands wants them
-    assert sum(float(cmd[cmd.index("--minutes") + 1]) for cmd in members) == 5
+    assert all(float(cmd[cmd.index("--minutes") + 1]) == 5 for cmd in members)  # side by side: each the 5 minutes
+    # the members share the GPU machine's batch workers
+    assert sum(int(cmd[cmd.index("--workers") + 1]) for cmd in members) == rebuild.SIDE_BY_SIDE_WORKERS
 
 
 def test_training_reads_the_checkouts_weights_where_jpegplus_was_never_installed():
@@ -259,11 +265,53 @@ def test_gpu_more_goes_on_from_gpu_continues_export_and_keeps_its_record():
     stages = {name: cmd for name, cmd, _ in rebuild.PRESETS["gpu-more"]}
     tar = first["export"][first["export"].index("--out") + 1]
     assert stages["untar"] == ["tarfile", "-e", tar, "{out}"]  # gives {out}/weights
-    members = [cmd for name, cmd in stages.items() if name.startswith("post2_b")]
+    members = rebuild.side_by_side(stages["members2"])
     assert len(members) == len(rebuild.BANDS)
     assert all(cmd[cmd.index("--init") + 1] == "{out}/weights" for cmd in members)
     assert stages["export"][stages["export"].index("--base") + 1] == "{out}/weights"  # the chain keeps round 1
     assert stages["export"][stages["export"].index("--out") + 1] != tar
+
+
+def test_gpu_ceiling_trains_the_shipped_shape_beside_the_ceiling_with_one_recipe_and_slims_both():
+    stages = {name: cmd for name, cmd, _ in rebuild.PRESETS["gpu-ceiling"]}
+    shape, ceiling = rebuild.side_by_side(stages["pair"])
+
+    def recipe(cmd):  # everything but the network's shape and where it goes
+        skip = {cmd.index(k) + i for k in ("--config", "--out") if k in cmd for i in (0, 1)}
+        return [c for i, c in enumerate(cmd) if i not in skip]
+    assert recipe(shape) == recipe(ceiling) and "--config" not in shape
+    assert json.loads(ceiling[ceiling.index("--config") + 1]) == json.loads(rebuild.CEILING)
+    slimmed = [cmd[1] for cmd in rebuild.side_by_side(stages["slim"])]
+    assert slimmed == [shape[shape.index("--out") + 1], ceiling[ceiling.index("--out") + 1]]
+
+
+def test_a_stage_of_several_commands_runs_them_side_by_side_and_fails_if_one_fails(tmp_path):
+    """run_stage on training.slim: both slim copies are written and rebuild a network as the full checkpoint
+    does, with no optimiser state; a missing checkpoint fails the stage."""
+    import subprocess
+
+    import torch
+    from jpegplus.models import build
+    from training.common import save_checkpoint
+
+    full = []
+    for i in range(2):
+        net = build("BlockPostNet", {"channels": 8, "context": 16, "detail_depth": 1, "context_depth": 1})
+        opt = torch.optim.Adam(net.parameters())
+        net(torch.rand(1, 3, 16, 16), torch.rand(1), 1).mean().backward()
+        opt.step()
+        full.append(str(tmp_path / f"full{i}.pt"))
+        save_checkpoint(full[-1], 7 + i, {"lr": 1e-3}, {"post": net}, opt, {"wall_s": 3.0})
+    rebuild.run_stage([["training.slim", f, "--out", f + ".slim"] for f in full])
+    for i, f in enumerate(full):
+        slim, ckpt = load_checkpoint(f + ".slim"), load_checkpoint(f)
+        assert slim["optimizer"] is None and slim["step"] == 7 + i and slim["extra"] == ckpt["extra"]
+        assert os.path.getsize(f + ".slim") < 0.5 * os.path.getsize(f)
+        net = restore_net(slim["models"]["post"])
+        assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), ckpt["models"]["post"]["state"].values()))
+    with pytest.raises(subprocess.CalledProcessError):
+        rebuild.run_stage([["training.slim", full[0], "--out", str(tmp_path / "a.pt")],
+                           ["training.slim", str(tmp_path / "none.pt"), "--out", str(tmp_path / "b.pt")]])
 
 
 @pytest.mark.parametrize("reuse", [1, 2, 4])

@@ -11,15 +11,16 @@ which the model card quotes.
                                                       # minute), exported to $OUT/weights.tar with the shipped
                                                       # ladder; then here: training.calibrate --weights <it>,
                                                       # export --ladder
-    python -m training.rebuild --preset gpu-continue --out $OUT  # on one H100: the shipped PostNet 5 min further
-                                                      # (lr 3e-4), as one specialist per level band (2.5 min
-                                                      # each, assembled by training.bands), exported with the
-                                                      # shipped PreNet and ladder; 5.7 min in all
-    python -m training.rebuild --preset gpu-more --out /tmp/o    # on the same warm H100, after gpu-continue --out /tmp/o:
-                                                      # both members 2.2 min more at lr 1e-4 (weights2.tar);
+    python -m training.rebuild --preset gpu-continue --out $OUT  # on one GPU: the shipped PostNet 5 min further
+                                                      # (lr 1e-4), one specialist per level band, side by side
+                                                      # (assembled by training.bands), exported with the
+                                                      # shipped PreNet and ladder; about 6 min in all
+    python -m training.rebuild --preset gpu-more --out /tmp/o    # on the same warm GPU, after gpu-continue --out /tmp/o:
+                                                      # both members 4.4 min more at lr 5e-5 (weights2.tar);
                                                       # copy the small files to $OUT after each (README Training)
-    python -m training.rebuild --preset gpu-ceiling --out $OUT   # on one H100: a PostNet with no decode budget
-                                                      # (CEILING), 5 min from scratch, beside gpu's for the gap
+    python -m training.rebuild --preset gpu-ceiling --out $OUT   # on one GPU: a PostNet with no decode budget
+                                                      # (CEILING) beside the shipped shape, both 5 min from
+                                                      # scratch side by side; slim copies come back
     python -m training.rebuild --preset smoke --out /tmp/smoke   # the gpu preset in miniature, on the CPU (a test runs it)
 
 The gpu preset needs no ../shared: it reads packs/gpu_pack.npz (lossless
@@ -29,13 +30,15 @@ weights (weights.tar: `tar -xf weights.tar` gives weights/) to --out: at most 7
 files, as $OUT brings back at most 8. Calibration runs here afterwards. The
 machine is bare (jpegplus not installed): training/__init__.py points
 JPEGPLUS_WEIGHTS at the checkout's weights/.
-The packs and the tracked tree come to about 64 MB of the 64 MiB that may
-travel: there is no room to carry more beside them.
+The packs (48 MB) and the tracked tree (18 MB) come to 66 MB of the 67 MB
+(64 MiB) that may travel: there is no room to carry more beside them.
 The GPU presets train on each batch four times, once per mirror image
 (train_post --reuse 4): real JPEG takes about 0.07 s per 16 crops on one core
 here, so 14 CPU workers make at most about 50 batches of 64 a second, fewer
-than a GPU can train on.
-Each log line's `waiting` is the share of time the trainer waited for batches.
+than a GPU can train on. Each log line's `waiting` is the share of time the
+trainer waited for batches: about 0.1 on the H200, so one trainer is bound by
+its own Python and kernel launches, not by the GPU or the batches, and runs
+that can go side by side do (a stage of several commands: run_stage).
 
 Training codes with the shipped manifest's table family and requantisation
 (training/common.py FAMILY), chosen on val/ beforehand; the requantisation by
@@ -58,25 +61,47 @@ VAL_PACK = "packs/val_crops.npz"
 # The ceiling PostNet's config: the shipped BlockPostNet's shape, twice as wide and twice as deep in both paths.
 CEILING = '{"channels": 64, "context": 192, "detail_depth": 2, "context_depth": 8}'
 BANDS = [training_levels(LEVEL_BOUNDS, b) for b in range(len(LEVEL_BOUNDS) + 1)]  # gpu-continue's members' levels
+# CPU batch workers shared by the runs that train side by side on one GPU (16 cores). On the H200, runs of the
+# shipped shape made 17 steps a second alone with 14 workers, 37 a second beside the ceiling with 7: one trainer
+# does not fill the GPU.
+SIDE_BY_SIDE_WORKERS = 14
+
+
+def gpu_training(out: str, lr: str, minutes: float, *, workers: int = 14, extra: tuple = ()) -> list:
+    """The train_post command of one GPU run: batch 64 of the pack's crops, each batch four times (once per
+    mirror), bf16, `workers` CPU processes coding the real JPEG batches, `minutes` of wall time, peak rate `lr`."""
+    return ["training.train_post", "--device", "cuda", "--workers", str(workers), "--threads", "1", "--chroma-flag",
+            "--film", "9", "--batch", "64", "--reuse", "4", "--lr", lr, "--minutes", f"{minutes:g}",
+            "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK, *extra, "--out", out]
 
 
 def banded_round(init: str, lr: str, minutes: float, tag: str) -> list:
     """The stages of one GPU round on a BandedPostNet: each level band's member of `init` (a weights folder)
-    trained on for minutes / len(BANDS) at peak rate `lr` ({out}/post<tag>_b<band>.pt), assembled by
-    training.bands ({out}/post_more<tag>.pt) and exported with `init`'s other networks, ladder and training
-    record ({out}/weights<tag>.tar)."""
+    trained on for `minutes` at peak rate `lr`, all side by side on the one GPU ({out}/post<tag>_b<band>.pt),
+    assembled by training.bands ({out}/post_more<tag>.pt) and exported with `init`'s other networks, ladder and
+    training record ({out}/weights<tag>.tar)."""
     members = [f"{{out}}/post{tag}_b{b}.pt" for b in range(len(BANDS))]
     return [
-        *((f"post{tag}_b{b}", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
-                               "--chroma-flag", "--film", "9", "--init", init, "--levels", f"{lo:g}", f"{hi:g}",
-                               "--batch", "64", "--reuse", "4", "--lr", lr, "--minutes", f"{minutes / len(BANDS):g}",
-                               "--share-444", "0.25", "--eval-every", "2000",  # the shipped PostNet's 4:4:4 share
-                               "--pack", GPU_PACK, "--val", VAL_PACK, "--out", out], None)
-          for b, ((lo, hi), out) in enumerate(zip(BANDS, members))),
+        (f"members{tag}", [gpu_training(out, lr, minutes, workers=SIDE_BY_SIDE_WORKERS // len(BANDS),
+                                        extra=("--init", init, "--levels", f"{lo:g}", f"{hi:g}", "--share-444", "0.25"))
+                           for (lo, hi), out in zip(BANDS, members)], None),  # --share-444: the shipped PostNet's
         ("bands", ["training.bands", *members, "--out", f"{{out}}/post_more{tag}.pt"], f"{{out}}/post_more{tag}.pt"),
         ("export", ["training.export", "--post", f"{{out}}/post_more{tag}.pt", "--base", init,
                     "--out", f"{{out}}/weights{tag}.tar"], None),
     ]
+
+
+def side_by_side(stage_cmd) -> list:
+    """A stage's commands: one command (a list of strings), or several to run side by side (a list of them)."""
+    return stage_cmd if isinstance(stage_cmd[0], list) else [stage_cmd]
+
+
+def run_stage(cmds: list) -> None:
+    """Run `python -m cmd` for each of `cmds` at once and wait for all; CalledProcessError if any failed."""
+    procs = [subprocess.Popen([sys.executable, "-m", *cmd]) for cmd in cmds]
+    for cmd, proc in zip(cmds, procs):
+        if proc.wait():
+            raise subprocess.CalledProcessError(proc.returncode, ["python", "-m", *cmd])
 
 
 PRESETS = {
@@ -87,22 +112,24 @@ PRESETS = {
                       "--out", VAL_PACK], VAL_PACK),
     ],
     "gpu": [
-        ("post_v2", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2", "--chroma-flag",
-                     "--film", "9", "--batch", "64", "--reuse", "4", "--lr", "1e-3", "--minutes", "5",
-                     "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK, "--out", "{out}/post_v2.pt"], None),
+        ("post_v2", gpu_training("{out}/post_v2.pt", "1e-3", 5), None),
         ("export", ["training.export", "--post", "{out}/post_v2.pt", "--out", "{out}/weights.tar"], None),
     ],
     # the shipped PostNet trained on, one specialist per level band (what a GPU session should run)
-    "gpu-continue": banded_round("weights", "3e-4", 5, ""),
+    "gpu-continue": banded_round("weights", "1e-4", 5, ""),
     # a second round on the same warm machine, right after gpu-continue --out on a local folder (not $OUT; the
     # machine keeps /tmp only while warm): the members trained on at a lower rate from gpu-continue's export
     "gpu-more": [("untar", ["tarfile", "-e", "{out}/weights.tar", "{out}"], "{out}/weights/manifest.json"),
-                 *banded_round("{out}/weights", "1e-4", 4.4, "2")],
-    "gpu-ceiling": [  # issue 10's "ceiling": a PostNet with no decode budget (6.9× the multiply-adds), from scratch
-        ("post_ceiling", ["training.train_post", "--device", "cuda", "--workers", "14", "--threads", "2",
-                          "--chroma-flag", "--config", CEILING, "--batch", "64", "--reuse", "4", "--lr", "1e-3",
-                          "--minutes", "5", "--eval-every", "2000", "--pack", GPU_PACK, "--val", VAL_PACK,
-                          "--out", "{out}/post_ceiling.pt"], None),
+                 *banded_round("{out}/weights", "5e-5", 4.4, "2")],
+    # issue 10's "ceiling": a PostNet with no decode budget (6.9x the multiply-adds) beside the shipped shape, both
+    # from scratch with the same recipe, side by side on the one GPU; slim copies, as the ceiling's checkpoint is
+    # over the 16 MiB a file may have to come back
+    "gpu-ceiling": [
+        ("pair", [gpu_training("{out}/post_shape.pt", "3e-4", 5, workers=SIDE_BY_SIDE_WORKERS // 2),
+                  gpu_training("{out}/post_ceiling.pt", "3e-4", 5, workers=SIDE_BY_SIDE_WORKERS // 2,
+                               extra=("--config", CEILING))], None),
+        ("slim", [["training.slim", "{out}/post_shape.pt", "--out", "{out}/shape.pt"],
+                  ["training.slim", "{out}/post_ceiling.pt", "--out", "{out}/ceiling.pt"]], "{out}/ceiling.pt"),
     ],
     "smoke": [
         ("pack", ["training.make_pack", "--data", "{train}", "--crops", "24", "--size", "64", "--compact",
@@ -149,15 +176,16 @@ def main(argv=None):
     done = json.load(open(log)) if os.path.exists(log) else {}
     paths = {"out": args.out, "train": args.train_data, "val": args.val_data}
     for name, cmd, product in PRESETS[args.preset]:
-        cmd = [c.format(**paths) for c in cmd]
+        cmds = [[c.format(**paths) for c in cmd] for cmd in side_by_side(cmd)]
         product = product and product.format(**paths)
         if name in done or (product and os.path.exists(product)):
             print(f"[{name}] done already", flush=True)
             continue
-        print(f"[{name}] python -m {' '.join(cmd)}", flush=True)
+        commands = " & ".join("python -m " + " ".join(cmd) for cmd in cmds)
+        print(f"[{name}] {commands}", flush=True)
         t0 = time.time()
-        subprocess.run([sys.executable, "-m", *cmd], check=True)
-        done[name] = {"wall_s": round(time.time() - t0, 1), "command": "python -m " + " ".join(cmd)}
+        run_stage(cmds)
+        done[name] = {"wall_s": round(time.time() - t0, 1), "command": commands}
         with open(log, "w") as f:
             json.dump(done, f, indent=1)
     total = sum(v["wall_s"] for v in done.values())

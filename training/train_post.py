@@ -224,8 +224,11 @@ def main(argv=None):
         log(event="resume", step=step)
     val = val_crops(cfg["val"])
     if not ckpt:
+        # the shipped PostNet's gain, and with --init the gain of the network this run starts from: for a band's
+        # member that is the one to compare the running check with (the shipped one routes each setting by band)
         log(event="start", params=sum(p.numel() for p in post.parameters()),
-            shipped_gain_db=gains(load_bundle(cfg["weights"], names=("post",), runtime="torch").nets["post"], pre, val))
+            shipped_gain_db=gains(load_bundle(cfg["weights"], names=("post",), runtime="torch").nets["post"], pre, val),
+            **({"init_gain_db": gains(post, pre, val)} if cfg["init"] else {}))
 
     runs = (ckpt or {}).get("extra", {}).get("runs", [])
     runs.append({"hardware": hardware(device, cfg["threads"]), "from_step": step,  # a resumed run may change these
