@@ -191,8 +191,9 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=0, help="batch-making processes (0: in this process)")
     ap.add_argument("--reuse", type=int, default=1, choices=range(1, len(MIRRORS) + 1),
                     help="steps per made batch, one per mirror image (for a GPU that batch making cannot keep up with)")
-    ap.add_argument("--minutes", type=float, default=None, help="wall-time budget of the training, earlier runs of this checkpoint included "
-                                                                 "(replaces --steps)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="wall-time budget of the training from its first batch, earlier runs of this checkpoint "
+                         "included (replaces --steps)")
     cfg = vars(ap.parse_args(argv))
     log, _ = start_run(cfg)
     device = torch.device(cfg["device"])
@@ -238,10 +239,12 @@ def main(argv=None):
         return {"wall_s": wall_s, "runs": runs}
 
     # Loop.
-    t0 = last_save = body_end = window_start = time.time()
+    t0 = None
     waited = 0.0  # seconds spent waiting for batches since the last log line: how starved the trainer is
     budget = cfg["minutes"] * 60 if cfg["minutes"] else None
     for (x, y), level_t, scale, full_chroma in views(lambda first: batches(cfg, first), step, cfg["reuse"], device):
+        if t0 is None:  # the budget and the clock start with the first batch, not with the workers' start-up
+            t0 = last_save = body_end = window_start = time.time()
         waited += time.time() - body_end
         spent = wall + time.time() - t0
         progress = spent / budget if budget else step / cfg["steps"]
