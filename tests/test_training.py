@@ -236,7 +236,7 @@ def test_gpu_continue_trains_one_specialist_per_level_band_and_assembles_them():
     assert stages["bands"][1:1 + len(outs)] == outs  # members in band order, as training.bands wants them
     assert all(float(cmd[cmd.index("--minutes") + 1]) == 5 for cmd in members)  # side by side: each the 5 minutes
     # the members share the GPU machine's batch workers
-    assert sum(int(cmd[cmd.index("--workers") + 1]) for cmd in members) == rebuild.SIDE_BY_SIDE_WORKERS
+    assert sum(int(cmd[cmd.index("--workers") + 1]) for cmd in members) == rebuild.GPU_WORKERS
 
 
 def test_training_reads_the_checkouts_weights_where_jpegplus_was_never_installed():

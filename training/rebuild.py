@@ -61,13 +61,13 @@ VAL_PACK = "packs/val_crops.npz"
 # The ceiling PostNet's config: the shipped BlockPostNet's shape, twice as wide and twice as deep in both paths.
 CEILING = '{"channels": 64, "context": 192, "detail_depth": 2, "context_depth": 8}'
 BANDS = [training_levels(LEVEL_BOUNDS, b) for b in range(len(LEVEL_BOUNDS) + 1)]  # gpu-continue's members' levels
-# CPU batch workers shared by the runs that train side by side on one GPU (16 cores). On the H200, runs of the
-# shipped shape made 17 steps a second alone with 14 workers, 37 a second beside the ceiling with 7: one trainer
-# does not fill the GPU.
-SIDE_BY_SIDE_WORKERS = 14
+# CPU batch workers of a GPU run (the machine has 16 cores), shared by the runs that go side by side. On the H200,
+# runs of the shipped shape made 17 steps a second alone with 14 workers, 37 a second beside the ceiling with 7:
+# one trainer does not fill the GPU.
+GPU_WORKERS = 14
 
 
-def gpu_training(out: str, lr: str, minutes: float, *, workers: int = 14, extra: tuple = ()) -> list:
+def gpu_training(out: str, lr: str, minutes: float, *, workers: int = GPU_WORKERS, extra: tuple = ()) -> list:
     """The train_post command of one GPU run: batch 64 of the pack's crops, each batch four times (once per
     mirror), bf16, `workers` CPU processes coding the real JPEG batches, `minutes` of wall time, peak rate `lr`."""
     return ["training.train_post", "--device", "cuda", "--workers", str(workers), "--threads", "1", "--chroma-flag",
@@ -82,7 +82,7 @@ def banded_round(init: str, lr: str, minutes: float, tag: str) -> list:
     training record ({out}/weights<tag>.tar)."""
     members = [f"{{out}}/post{tag}_b{b}.pt" for b in range(len(BANDS))]
     return [
-        (f"members{tag}", [gpu_training(out, lr, minutes, workers=SIDE_BY_SIDE_WORKERS // len(BANDS),
+        (f"members{tag}", [gpu_training(out, lr, minutes, workers=GPU_WORKERS // len(BANDS),
                                         extra=("--init", init, "--levels", f"{lo:g}", f"{hi:g}", "--share-444", "0.25"))
                            for (lo, hi), out in zip(BANDS, members)], None),  # --share-444: the shipped PostNet's
         ("bands", ["training.bands", *members, "--out", f"{{out}}/post_more{tag}.pt"], f"{{out}}/post_more{tag}.pt"),
@@ -97,11 +97,13 @@ def side_by_side(stage_cmd) -> list:
 
 
 def run_stage(cmds: list) -> None:
-    """Run `python -m cmd` for each of `cmds` at once and wait for all; CalledProcessError if any failed."""
+    """Run `python -m cmd` for each of `cmds` at once and wait for all; then CalledProcessError for the first
+    that failed."""
     procs = [subprocess.Popen([sys.executable, "-m", *cmd]) for cmd in cmds]
-    for cmd, proc in zip(cmds, procs):
-        if proc.wait():
-            raise subprocess.CalledProcessError(proc.returncode, ["python", "-m", *cmd])
+    codes = [proc.wait() for proc in procs]
+    for cmd, code in zip(cmds, codes):
+        if code:
+            raise subprocess.CalledProcessError(code, ["python", "-m", *cmd])
 
 
 PRESETS = {
@@ -125,8 +127,8 @@ PRESETS = {
     # from scratch with the same recipe, side by side on the one GPU; slim copies, as the ceiling's checkpoint is
     # over the 16 MiB a file may have to come back
     "gpu-ceiling": [
-        ("pair", [gpu_training("{out}/post_shape.pt", "3e-4", 5, workers=SIDE_BY_SIDE_WORKERS // 2),
-                  gpu_training("{out}/post_ceiling.pt", "3e-4", 5, workers=SIDE_BY_SIDE_WORKERS // 2,
+        ("pair", [gpu_training("{out}/post_shape.pt", "3e-4", 5, workers=GPU_WORKERS // 2),
+                  gpu_training("{out}/post_ceiling.pt", "3e-4", 5, workers=GPU_WORKERS // 2,
                                extra=("--config", CEILING))], None),
         ("slim", [["training.slim", "{out}/post_shape.pt", "--out", "{out}/shape.pt"],
                   ["training.slim", "{out}/post_ceiling.pt", "--out", "{out}/ceiling.pt"]], "{out}/ceiling.pt"),
