@@ -79,20 +79,36 @@ def annex_k_ac_lengths() -> np.ndarray:
 AC_BITS = annex_k_ac_lengths()
 
 
+def symbol_bit_table() -> np.ndarray:
+    """(64, 16) float32: estimated bits of a non-zero AC level after a zero run
+    of r (0..63) with magnitude category s (bit length of |level|, 1..15): a
+    ZRL code per 16 zeros, the Annex K code of (r mod 16, s), and s magnitude bits."""
+    run, size = np.meshgrid(np.arange(64), np.arange(16), indexing="ij")
+    return ((run >> 4) * AC_BITS[0xf0] + AC_BITS[((run & 15) << 4) | np.minimum(size, 10)] + size).astype(np.float32)
+
+
+SYMBOL_BITS = symbol_bit_table()
+SCAN = np.arange(64, dtype=np.int32)[:, None]  # scan position of each row of a zig-zag-major (64, n) array
+BUSY_GATHER = 0.4  # place_eob gathers the blocks with AC levels only where they are fewer than this share (measured break-even ≈ 0.45)
+
+
 def symbol_bits(levels: np.ndarray) -> np.ndarray:
     """Estimated bits of each non-zero AC level, zig-zag-major (64, n): its
     Huffman code for (zero run, size) — with a ZRL code per 16 zeros — plus its
-    `size` magnitude bits. Zeros and the DC entry cost 0 here."""
-    pos = np.arange(64, dtype=np.int32)[:, None]
+    `size` magnitude bits (SYMBOL_BITS). Zeros and the DC entry cost 0 here."""
+    levels = np.ascontiguousarray(levels)
     nonzero = levels != 0
     nonzero[0] = False
-    marks = np.where(nonzero, pos, 0)  # DC counts as the start of the first run
-    previous = np.zeros_like(marks)
-    np.maximum.accumulate(marks[:-1], axis=0, out=previous[1:])
-    run = pos - previous - 1
-    size = np.frexp(np.abs(levels))[1]  # bit length of |level| (0 for 0)
-    bits = (run >> 4) * AC_BITS[0xf0] + AC_BITS[((run & 15) << 4) | np.minimum(size, 10)] + size
-    return np.where(nonzero, bits, 0).astype(np.float32)
+    marks = np.where(nonzero, SCAN, 0)  # DC counts as the start of the first run
+    previous = np.zeros_like(marks)  # the last non-zero position before each: a row loop, as in suffix_sum
+    for p in range(1, len(marks)):
+        np.maximum(previous[p - 1], marks[p - 1], out=previous[p])
+    at = np.flatnonzero(nonzero)  # the rest only where a symbol is sent
+    run = at // levels.shape[1] - previous.ravel()[at] - 1
+    size = np.minimum(np.frexp(np.abs(levels.ravel()[at]))[1], 15)  # bit length of |level|
+    bits = np.zeros(levels.shape, np.float32)
+    bits.ravel()[at] = SYMBOL_BITS[run, size]
+    return bits
 
 
 # Annex K.3 DC code lengths per size category 0..11 (luminance, chrominance).
@@ -115,47 +131,69 @@ def annex_k_bits(levels: np.ndarray, chroma: bool) -> tuple[float, float]:
 
 
 def suffix_sum(a: np.ndarray) -> np.ndarray:
-    """s[p] = a[p:].sum(0) along the first axis."""
-    return a.sum(0, keepdims=True) - np.cumsum(a, 0) + a
+    """s[p] = a[p:].sum(0) along the first axis of (64, n). A loop over the 64
+    rows, each a vector add: numpy's cumsum along axis 0 is about 30× slower."""
+    out = a.copy()
+    for p in range(len(out) - 2, -1, -1):
+        out[p] += out[p + 1]
+    return out
 
 
 def place_eob(c: np.ndarray, levels: np.ndarray, q: np.ndarray, lam: float) -> np.ndarray:
     """Zero the zig-zag tail of each block where λ·bits saved > squared error added.
-    c: scaled coefficients c/Q (n, 64) natural order; levels: their integers; q: steps (64,)."""
-    busy = np.flatnonzero(np.any(levels[:, 1:] != 0, 1))  # blocks with nothing after DC have nothing to cut
-    cz, kz = c[busy][:, ZIGZAG].T, levels[busy][:, ZIGZAG].T  # (64, m): scan position first, for fast sums
-    added = np.where(kz != 0, (cz ** 2 - (cz - kz) ** 2) * (q[ZIGZAG] ** 2)[:, None], 0)  # error added by zeroing each
-    gain = lam * suffix_sum(symbol_bits(kz)) - suffix_sum(added)  # cutting the tail from p on
-    gain[0] = -np.inf
-    gain[kz == 0] = -np.inf  # cut points are non-zero coefficients
-    cut = gain.argmax(0)
-    cut[gain[cut, np.arange(len(busy))] <= 0] = 64  # nothing worth cutting
-    kz = np.where(np.arange(64)[:, None] >= cut[None], 0, kz)
-    out = levels.copy()
-    out[busy[:, None], ZIGZAG[None]] = kz.T
-    return out
+    All zig-zag-major: c scaled coefficients c/Q (64, n); levels their integers
+    (changed in place and returned); q the steps (64,) in scan order."""
+    busy = np.flatnonzero(np.any(levels[1:] != 0, 0))  # blocks with nothing after DC have nothing to cut
+    gather = len(busy) < BUSY_GATHER * levels.shape[1]
+    cz, kz = (c[:, busy], levels[:, busy]) if gather else (c, levels)
+    added = kz * (2 * cz - kz) * (q ** 2)[:, None]  # c² − (c − k)², in units of Q²: error added by zeroing each
+    gain = suffix_sum(lam * symbol_bits(kz) - added)  # cutting the tail from p on
+    best = np.zeros(kz.shape[1], np.float32)  # the first cut point (a non-zero AC level) of the largest gain > 0,
+    cut = np.full(kz.shape[1], 64, np.int32)  # else 64: nothing worth cutting (so every block without AC)
+    for p in range(1, len(kz)):  # a row loop, as in suffix_sum: argmax along axis 0 is slow too
+        better = gain[p] > best
+        better &= kz[p] != 0
+        np.copyto(best, gain[p], where=better)
+        cut[better] = p
+    if gather:
+        levels[:, busy] = np.where(SCAN >= cut, 0, kz)
+    else:
+        np.copyto(levels, 0, where=SCAN >= cut)
+    return levels
+
+
+def scan_levels(c: np.ndarray, table: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
+    """The encoder's integer levels of scaled coefficients c = DCT/Q, zig-zag-major
+    (64, n), for the 8×8 `table` (natural order): dead-zone rounding of AC, DC
+    rounded as libjpeg does, then end-of-block placement."""
+    k = np.trunc(c + np.copysign(np.float32(1 - max(deadzone, 0.5)), c))  # sign(c)·⌊|c| + 1 − deadzone⌋
+    k[0] = np.round(c[0])
+    if eob > 0:
+        table = np.asarray(table, np.float32)
+        k = place_eob(c, k, table.reshape(64)[ZIGZAG], eob * float(np.mean(table[:3, :3])) ** 2)
+    return k
 
 
 def quantise_levels(c: np.ndarray, table: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
-    """The encoder's integer levels of scaled coefficients c = DCT/Q, (n, 64) in
-    natural order, for the 8×8 `table`: dead-zone rounding of AC, DC rounded as
-    libjpeg does, then end-of-block placement. (The FakeCodec uses this too.)"""
-    k = np.sign(c) * np.floor(np.abs(c) + (1 - max(deadzone, 0.5)))
-    k[:, 0] = np.round(c[:, 0])
-    if eob > 0:
-        q = np.asarray(table, np.float32).reshape(64)
-        k = place_eob(c, k, q, eob * float(np.mean(np.asarray(table)[:3, :3])) ** 2)
-    return k
+    """scan_levels for c (n, 64) in natural order, the levels in natural order too (the FakeCodec uses this)."""
+    out = np.empty_like(c)
+    out[:, ZIGZAG] = scan_levels(np.ascontiguousarray(c[:, ZIGZAG].T), table, deadzone, eob).T
+    return out
+
+
+DCT2_SCAN = DCT2[ZIGZAG]  # (64, 64): a row-major flattened block ↦ its coefficients in zig-zag order
 
 
 def quantise_plane(plane: np.ndarray, table: np.ndarray, deadzone: float, eob: float) -> np.ndarray:
     """A centred plane (h, w), multiples of 8, as the decode of its requantised coefficients."""
     h, w = plane.shape
-    blocks = plane.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
-    q = table.astype(np.float32).reshape(64)
-    k = quantise_levels(blocks @ DCT2.T / q, table, deadzone, eob)
-    rec = (k * q) @ DCT2
-    return rec.reshape(h // 8, w // 8, 8, 8).transpose(0, 2, 1, 3).reshape(h, w)
+    blocks = plane.reshape(h // 8, 8, w // 8, 8).transpose(1, 3, 0, 2).reshape(64, -1)  # one block per column
+    q = np.asarray(table, np.float32).reshape(64)[ZIGZAG, None]
+    c = DCT2_SCAN @ blocks
+    c /= q
+    k = scan_levels(c, table, deadzone, eob)
+    k *= q
+    return (DCT2_SCAN.T @ k).reshape(8, 8, h // 8, w // 8).transpose(2, 0, 3, 1).reshape(h, w)
 
 
 def fancy_inverse(plane: np.ndarray, axis: int) -> np.ndarray:
@@ -184,23 +222,25 @@ def requantise_band(band: np.ndarray, tables: np.ndarray, deadzone: float, eob: 
     filter) but not returned → RGB float32 (h, w, 3) whose JPEG coefficients at
     `subsampling` ("4:2:0" or "4:4:4") are the requantised ones."""
     top, bottom = context
-    ycc_all = band @ RGB_TO_YCC.T
-    ycc = ycc_all[top:len(band) - bottom]
-    h, w = ycc.shape[:2]
-    ycc[..., 0] = quantise_plane(ycc[..., 0] - 128, tables[0], deadzone, eob) + 128
+    rows, w = band.shape[:2]
+    planes = (RGB_TO_YCC @ band.reshape(-1, 3).T).reshape(3, rows, w)  # Y, Cb, Cr planes, each contiguous
+    ycc = planes[:, top:rows - bottom]
+    ycc[0] = quantise_plane(ycc[0] - 128, tables[0], deadzone, eob) + 128
     for i in (1, 2):
-        full = ycc[..., i]
+        full = ycc[i]
         if subsampling == "4:4:4":
-            ycc[..., i] = quantise_plane(full, tables[1], deadzone, eob)
+            ycc[i] = quantise_plane(full, tables[1], deadzone, eob)
             continue
-        half = full.reshape(h // 2, 2, w // 2, 2).mean((1, 3))  # what the encoder's 2×2 averaging sees
+        cells = (full[0::2, 0::2], full[0::2, 1::2], full[1::2, 0::2], full[1::2, 1::2])
+        half = (cells[0] + cells[1] + cells[2] + cells[3]) * np.float32(0.25)  # the encoder's 2×2 averaging
         target = half
         if sharp > 0:
-            lsq = fancy_inverse(fancy_inverse(ycc_all[..., i], 0), 1)[top // 2:top // 2 + h // 2]
+            lsq = fancy_inverse(fancy_inverse(planes[i], 0), 1)[top // 2:top // 2 + len(half)]
             target = half + np.float32(sharp) * (lsq - half)
         shift = quantise_plane(target, tables[1], deadzone, eob) - half
-        ycc[..., i] = full + np.repeat(np.repeat(shift, 2, 0), 2, 1)  # moves each 2×2 mean by exactly `shift`
-    return ycc @ YCC_TO_RGB.T
+        for cell in cells:  # moves each 2×2 mean by exactly `shift`
+            cell += shift
+    return (YCC_TO_RGB @ ycc.reshape(3, -1)).T.reshape(ycc.shape[1], w, 3)
 
 
 def requantise(arr: np.ndarray, tables: np.ndarray, deadzone: float = 0.5, eob: float = 0.0,

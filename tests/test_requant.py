@@ -146,13 +146,36 @@ def test_symbol_bits_follow_annex_k():
 
 
 def test_eob_placement_drops_only_tails_that_do_not_pay():
-    c = np.zeros((2, 64))
-    c[:, 0] = 3.0
-    c[:, requant.ZIGZAG[1]] = 4.0            # cheap and large: kept
-    c[:, requant.ZIGZAG[60]] = 1.0           # costly isolated ±1 at the end of a long run
+    c = np.zeros((64, 2), np.float32)  # zig-zag-major: scan position first
+    c[0] = 3.0
+    c[1] = 4.0                               # cheap and large: kept
+    c[60] = 1.0                              # costly isolated ±1 at the end of a long run
     k = np.round(c)
-    q = np.full(64, 4.0)
-    kept = requant.place_eob(c, k, q, lam=0.0)
+    q = np.full(64, 4.0, np.float32)
+    kept = requant.place_eob(c, k.copy(), q, lam=0.0)
     np.testing.assert_array_equal(kept, k)   # λ = 0: bits are free, nothing cut
-    cut = requant.place_eob(c, k, q, lam=10.0)
-    assert cut[0, requant.ZIGZAG[60]] == 0 and cut[0, requant.ZIGZAG[1]] == 4 and cut[0, 0] == 3
+    cut = requant.place_eob(c, k.copy(), q, lam=10.0)
+    assert cut[60, 0] == 0 and cut[1, 0] == 4 and cut[0, 0] == 3
+
+
+@pytest.mark.parametrize("n_busy", [3, 40])  # under and over BUSY_GATHER's share of 64 blocks
+def test_eob_placement_is_the_argmax_of_suffix_gains(n_busy):
+    """place_eob's row loops give what the direct definition gives: for each block,
+    the first non-zero AC position p maximising λ·bits(p:) − error(p:), if that is > 0."""
+    rng = np.random.default_rng(n_busy)
+    c = np.zeros((64, 64), np.float32)
+    c[:, :n_busy] = rng.laplace(scale=np.linspace(6, 0.2, 64)[:, None], size=(64, n_busy))
+    c[0] = rng.normal(0, 20, 64)
+    k = np.round(c)
+    q = np.linspace(2, 30, 64).astype(np.float32)
+    lam = 25.0
+    bits = requant.symbol_bits(k)
+    gain = np.array([[lam * bits[p:, b].sum() - ((c[p:, b] ** 2 - (c[p:, b] - k[p:, b]) ** 2) * q[p:] ** 2).sum()
+                      for b in range(64)] for p in range(64)])
+    gain[0], gain[k == 0] = -np.inf, -np.inf
+    want = k.copy()
+    for b, p in enumerate(gain.argmax(0)):
+        if gain[p, b] > 0:
+            want[p:, b] = 0
+    np.testing.assert_array_equal(requant.place_eob(c, k.copy(), q, lam), want)
+    assert (want != k).any()  # the case cuts something
