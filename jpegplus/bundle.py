@@ -519,12 +519,14 @@ def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph,
     return tuple(graphs)
 
 
-# Convolutions that stay float32 in int8 graphs: the first, the last, and the one before the last. On model
-# 98896977 (training.int8_check --keep-float, 10 val/ images) keeping one more convolution float32 took the
-# int8 cost from +0.44 % BD-rate to +0.21 % (detail_out), +0.32 (detail_in), +0.39 (up), +0.40 (down), +0.43
-# (each context layer); detail_out and detail_in both: +0.10 %, but 1.3× instead of 1.4× faster. With
-# detail_out, on all 41 val/ images: +0.19 %, PSNR −0.008 to −0.014 dB at quality 10–90.
-INT8_FLOAT_CONVS = ("/net/stem/Conv", "/net/head/Conv", "/net/detail_out.0/Conv")
+# Convolutions that stay float32 in int8 graphs, per network. PostNet's: the first, the last, and the one
+# before the last. On model 98896977 (training.int8_check --keep-float, 10 val/ images) keeping one more
+# convolution float32 took the int8 cost from +0.44 % BD-rate to +0.21 % (detail_out), +0.32 (detail_in), +0.39
+# (up), +0.40 (down), +0.43 (each context layer); detail_out and detail_in both: +0.10 %, but 1.3× instead of
+# 1.4× faster. With detail_out, on all 41 val/ images: +0.19 %, PSNR −0.008 to −0.014 dB at quality 10–90.
+# PreNet's are all int8: keeping its first one float32 made it 1.05× faster instead of 1.7×, for nothing
+# measurable (runs/pre_int8.py on 11 val/ images: +0.016 % against +0.015 % BD-rate of the whole system).
+INT8_FLOAT_CONVS = {"pre": (), "post": ("/net/stem/Conv", "/net/head/Conv", "/net/detail_out.0/Conv")}
 # Activation ranges: this percentile of each tensor's calibration values, not its min..max. On model 98896977
 # (training.int8_check, 21 val/ images, feeds of both level bands) int8 cost +0.44 % BD-rate against float32 at
 # 99.99, +0.49 % at 99.9, +0.67 % at 99.999, +0.97 % with min..max (+1.45 % over 4x the crops: outliers widen
@@ -533,7 +535,7 @@ INT8_FLOAT_CONVS = ("/net/stem/Conv", "/net/head/Conv", "/net/detail_out.0/Conv"
 INT8_CALIBRATION_PERCENTILE = 99.99
 
 
-def quantise_int8(src: Path, dst: Path, feeds: list[dict], keep_float=INT8_FLOAT_CONVS) -> str:
+def quantise_int8(src: Path, dst: Path, feeds: list[dict], keep_float=()) -> str:
     """Write the int8 version of ONNX graph `src` to `dst`; its sha256. Static
     per-channel quantisation (ONNX Runtime's quantize_static, QDQ, u8
     activations and s8 weights with reduce_range: exact on CPUs without VNNI too,

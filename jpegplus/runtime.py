@@ -6,12 +6,12 @@ files (one graph per network and scale, listed with its sha256 in the manifest).
 torch (`pip install 'jpegplus[torch]'`) runs the same networks from the
 safetensors files: the GPU path (`Filter` on CUDA tensors, `decode(device=...)`)
 and training use it. The two agree within TOLERANCE levels after rounding to
-uint8 (tests/test_runtime.py). Where the manifest also lists int8 PostNet
-graphs, ONNX Runtime runs those on CPUs with 8-bit dot products (VNNI), where
-they pay, and the float32 ones elsewhere ($JPEGPLUS_PRECISION=int8 or float32
-decides instead): the PSNR between their decodes and the float32 graphs' is at
-least INT8_MIN_PSNR dB (training/int8_check.py measures their cost in BD-rate
-on val/).
+uint8 (tests/test_runtime.py). Where the manifest also lists int8 graphs
+(PreNet's and PostNet's), ONNX Runtime runs those on CPUs with 8-bit dot
+products (VNNI), where they pay, and the float32 ones elsewhere
+($JPEGPLUS_PRECISION=int8 or float32 decides instead): the PSNR between their
+outputs and the float32 graphs' is at least INT8_MIN_PSNR dB
+(training/int8_check.py measures their cost in BD-rate on val/).
 
 Which runtime a bundle uses: $JPEGPLUS_RUNTIME ("onnx" or "torch") when set;
 else ONNX Runtime when it is installed and the manifest lists graphs for every
@@ -39,7 +39,7 @@ RUNTIMES = ("onnx", "torch")
 PRECISION_VAR = "JPEGPLUS_PRECISION"
 PRECISIONS = ("int8", "float32")
 TOLERANCE = 1  # max |onnx float32 − torch| per uint8 output value, 0..255 levels
-INT8_MIN_PSNR = 45.0  # int8 PostNet graphs against the float32 ones on the same file: PSNR between the two decodes
+INT8_MIN_PSNR = 45.0  # int8 graphs against the float32 ones on the same input: PSNR between the two outputs
 TORCH_EXTRA = "pip install 'jpegplus[torch]'"
 
 _threads = 0  # intra-op threads for networks loaded from now on; 0: the runtime's default (physical cores)

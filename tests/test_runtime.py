@@ -174,24 +174,21 @@ def test_thread_setting_reaches_both_runtimes(monkeypatch):
 
 @pytest.fixture(scope="module")
 def int8_weights(tmp_path_factory, photo):
-    """A copy of the shipped weights whose PostNet also lists int8 graphs, as
-    training.export --int8 writes them (calibrated here on two fixture files)."""
+    """A copy of the shipped weights whose PreNet and PostNet list int8 graphs, as
+    training.export --int8 writes them (calibrated here on the fixture files)."""
     import dataclasses
     import json
     import shutil
 
     from jpegplus.bundle import read_manifest, weights_dir
-    from training.common import int8_calibration_feeds
-    from training.export import int8_graph
+    from training.export import ONNX_NETS, with_int8
 
     folder = tmp_path_factory.mktemp("int8") / "weights"
     shutil.copytree(weights_dir(), folder, ignore=shutil.ignore_patterns("__pycache__", "*.py", "ablation*"))
     manifest = read_manifest(folder)
-    post = manifest.models["post"]
-    graphs = tuple(dataclasses.replace(g, int8=int8_graph(folder, g, int8_calibration_feeds(
-        str(Path(__file__).parent / "fixtures"), g.scale, count=3, crop=64, chroma=bool(post.config.get("net", post.config).get("chroma_flag")))))
-        for g in post.graphs)
-    models = {**manifest.models, "post": dataclasses.replace(post, graphs=graphs)}
+    fixtures = str(Path(__file__).parent / "fixtures")
+    models = {**manifest.models, **{k: with_int8(folder, k, manifest.models[k], fixtures, count=3, crop=64)
+                                    for k in ONNX_NETS}}
     (folder / "manifest.json").write_text(json.dumps(dataclasses.replace(manifest, models=models).to_json()))
     return folder
 
@@ -206,6 +203,25 @@ def test_int8_postnet_stays_within_its_tolerance(bundles, photo, int8_weights):
         a, b = (np.asarray(jpegplus.decode(data, bundle=bd)) for bd in (int8, float32))
         assert psnr(a, b) >= runtime.INT8_MIN_PSNR
         assert psnr(photo, a) > psnr(photo, b) - 0.1  # what int8 costs against the original: hundredths of a dB
+
+
+def test_int8_prenet_stays_within_its_tolerance(bundles, photo, int8_weights):
+    """PreNet's int8 graphs make nearly the image the float32 ones make, and so
+    files of nearly the same size and quality (its BD-rate cost on val/:
+    training.int8_check)."""
+    from jpegplus.tables import quant_level
+
+    float32, _ = bundles
+    int8 = load_bundle(int8_weights, runtime="onnx")
+    x = tiling.image_to_array(photo)
+    for quality, scale in ((10, 2), (50, 1), (90, 1)):
+        level = np.array([quant_level(float32.manifest.tables.tables(quality))], np.float32)
+        a, b = (bd.nets["pre"].infer(x, level, scale) for bd in (int8, float32))
+        assert 0 < np.abs(a - b).max() and psnr(*(np.clip(y[0], 0, 1) * 255 for y in (a, b))) >= runtime.INT8_MIN_PSNR
+        files = [jpegplus.encode(photo, quality, scale=scale, bundle=bd) for bd in (int8, float32)]
+        assert abs(len(files[0]) / len(files[1]) - 1) < 0.02
+        decoded_db = [psnr(photo, np.asarray(jpegplus.decode(data, bundle=float32))) for data in files]
+        assert abs(decoded_db[0] - decoded_db[1]) < 0.05
 
 
 def test_a_missing_int8_graph_is_refused_unless_float32_is_asked_for(int8_weights, tmp_path):

@@ -205,27 +205,32 @@ def postnet_feed(data: bytes, chroma: bool = False) -> dict:
     return feed
 
 
+def calibration_images(folder: str, count: int, crop: int) -> list[np.ndarray]:
+    """Up to `count` images of `folder` (train/, never val/), evenly spaced in
+    name order, each its top-left crop×crop pixels, uint8 (h, w, 3)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    paths = sorted(Path(folder).rglob("*.png"))
+    return [np.asarray(Image.open(p).convert("RGB"))[:crop, :crop] for p in paths[::max(1, len(paths) // count)][:count]]
+
+
 def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256,
                            chroma: bool = False, band: int = 0, bounds=(), bundle=None) -> list[dict]:
     """PostNet graph inputs at `scale` for int8 calibration (postnet_feed): up to
-    `count` images of `folder` (train/, never val/), cropped to crop·scale pixels,
+    `count` images of `folder` (calibration_images), cropped to crop·scale pixels,
     coded by the shipped encoder at CALIBRATION_QUALITIES in turn. With level
     `bounds` (a BandedPostNet's), only files whose level falls in `band`
     (tables.level_band) are kept, each image at the first quality in turn that
     gives one: a member's graph is calibrated on the files it will decode, so
     the other band's activations do not widen its ranges. `bundle`: the encoder's
     (None: the shipped one)."""
-    from pathlib import Path
-
-    from PIL import Image
-
     import jpegplus
     from jpegplus.tables import level_band
 
-    paths = sorted(Path(folder).rglob("*.png"))
     feeds = []
-    for i, path in enumerate(paths[::max(1, len(paths) // count)][:count]):
-        rgb = np.asarray(Image.open(path).convert("RGB"))[:crop * scale, :crop * scale]
+    for i, rgb in enumerate(calibration_images(folder, count, crop * scale)):
         for k in range(len(CALIBRATION_QUALITIES)):
             quality = CALIBRATION_QUALITIES[(i + k) % len(CALIBRATION_QUALITIES)]
             feed = postnet_feed(jpegplus.encode(rgb, quality, scale=scale, bundle=bundle), chroma)
@@ -234,4 +239,24 @@ def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int =
                 break
     if not feeds:
         raise ValueError(f"no calibration file at scale {scale} falls in level band {band} of {list(bounds)}")
+    return feeds
+
+
+def prenet_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256, bundle=None) -> list[dict]:
+    """PreNet graph inputs at `scale` for int8 calibration: up to `count` images of
+    `folder` (calibration_images), cropped to crop·scale pixels, each with the
+    level the encoder hands PreNet at CALIBRATION_QUALITIES in turn (the ladder
+    row's candidate at this scale). `bundle`: the encoder's (None: the shipped one)."""
+    from jpegplus.bundle import resolve
+    from jpegplus.engine import candidates
+    from jpegplus.tables import quant_level
+    from jpegplus.tiling import image_to_array
+
+    manifest = resolve(bundle).manifest
+    feeds = []
+    for i, rgb in enumerate(calibration_images(folder, count, crop * scale)):
+        row = manifest.ladder.row(CALIBRATION_QUALITIES[i % len(CALIBRATION_QUALITIES)])
+        candidate = candidates(row, rgb.shape[1::-1], scale)[0]
+        level = quant_level(manifest.tables.tables(candidate.quality, candidate.subsampling))
+        feeds.append({"image": image_to_array(rgb), "level": np.array([level], np.float32)})
     return feeds

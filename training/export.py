@@ -27,22 +27,44 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from jpegplus.bundle import (Ladder, Manifest, TableFamily, export_onnx, load_bundle, quantise_int8, read_manifest,
-                             save_net)
+from jpegplus.bundle import (INT8_FLOAT_CONVS, Ladder, Manifest, TableFamily, export_onnx, load_bundle, quantise_int8,
+                             read_manifest, save_net)
 from jpegplus.models import build
-from training.common import int8_calibration_feeds, load_checkpoint, restore_net
+from training.common import int8_calibration_feeds, load_checkpoint, prenet_calibration_feeds, restore_net
 
 
 ONNX_NETS = ("pre", "post")
 
 
-def int8_graph(folder: Path, graph, feeds) -> tuple[str, str]:
+def int8_graph(folder: Path, graph, feeds, keep_float=()) -> tuple[str, str]:
     """(file, sha256) of the int8 version of `graph`, written beside it as <stem>-int8-<sha8>.onnx."""
     tmp = folder / (Path(graph.file).stem.rsplit("-", 1)[0] + "-int8.tmp")
-    digest = quantise_int8(folder / graph.file, tmp, feeds)
+    digest = quantise_int8(folder / graph.file, tmp, feeds, keep_float)
     final = tmp.with_name(f"{tmp.stem}-{digest[:8]}.onnx")
     tmp.replace(final)
     return final.name, digest
+
+
+def with_int8(folder: Path, name: str, entry, train: str, encoder=None, count: int = 24, crop: int = 256,
+              keep_float=None):
+    """NetEntry `entry` of network `name` ("pre" or "post") with an int8 version of
+    each of its ONNX graphs (in `folder`, beside them), calibrated on `count`
+    crops of `train` images (training.common: PreNet on the images and the levels
+    the encoder gives them, PostNet on the files `encoder` makes of them, each
+    band's graph on its own band's files); the convolutions named in
+    `keep_float` (None: INT8_FLOAT_CONVS[name]) stay float32."""
+    keep_float = INT8_FLOAT_CONVS[name] if keep_float is None else keep_float
+    bounds = entry.config.get("bounds", ())
+    chroma = bool(entry.config.get("net", entry.config).get("chroma_flag"))
+
+    def feeds(g):
+        if name == "pre":
+            return prenet_calibration_feeds(train, g.scale, count, crop, bundle=encoder)
+        return int8_calibration_feeds(train, g.scale, count, crop, chroma=chroma, band=g.band, bounds=bounds,
+                                      bundle=encoder)
+
+    return dataclasses.replace(entry, graphs=tuple(
+        dataclasses.replace(g, int8=int8_graph(folder, g, feeds(g), keep_float)) for g in entry.graphs))
 
 
 def resumed(prev: dict, record: dict) -> bool:
@@ -75,8 +97,9 @@ def main(argv=None):
     ap.add_argument("--ladder", help="JSON from training.calibrate")
     ap.add_argument("--tables-from", help="weights folder whose table family is used without --ladder "
                                           "(default: the packaged weights)")
-    ap.add_argument("--int8", metavar="TRAIN_DIR", help="also write int8 PostNet graphs, calibrated on images of "
-                                                        "this folder (train/; training.int8_check measures them)")
+    ap.add_argument("--int8", metavar="TRAIN_DIR", help="also write int8 PreNet and PostNet graphs, calibrated on "
+                                                        "images of this folder (train/; training.int8_check measures "
+                                                        "them)")
     ap.add_argument("--out", default="weights")
     args = ap.parse_args(argv)
     out = archive = Path(args.out)
@@ -119,12 +142,8 @@ def main(argv=None):
     models = {k: save_net(net, out, k) for k, net in nets.items()}
     for k in ONNX_NETS:  # what encode and decode run; the FakeCodec serves training alone
         models[k] = dataclasses.replace(models[k], graphs=export_onnx(nets[k], out, k))
-    if args.int8:  # PostNet only: decoding's cost; PreNet sets the rate and stays float32
-        models["post"] = dataclasses.replace(models["post"], graphs=tuple(
-            dataclasses.replace(g, int8=int8_graph(out, g, int8_calibration_feeds(
-                args.int8, g.scale, chroma=getattr(nets["post"], "takes_chroma", False), band=g.band,
-                bounds=models["post"].config.get("bounds", ()), bundle=encoder)))
-            for g in models["post"].graphs))
+    if args.int8:
+        models.update({k: with_int8(out, k, models[k], args.int8, encoder) for k in ONNX_NETS})
     model_id = hashlib.sha256("".join(m.sha256 for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)
     Manifest.from_json(json.loads(json.dumps(manifest.to_json())), out / "manifest.json")  # what loaders will check

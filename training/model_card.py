@@ -53,9 +53,12 @@ def main(argv=None):
         L += [f"| {name} | {g.key} | {g.file} | {g.reach} | {g.int8[0] if g.int8 else '—'} |" for name, g in graphs]
     int8 = load(args.int8_check) if args.int8_check else None
     if int8:
-        L += ["", f"int8 PostNet against float32 on val/ ({int8['images']} images, the same files; "
-              "`python -m training.int8_check`): BD-rate over PSNR-RGB "
-              f"{int8['bd_rate_int8_vs_float32_pct']:+.2f} %, PSNR change per quality "
+        post_only = int8.get("bd_rate_postnet_only_pct")
+        L += ["", f"int8 graphs against float32 on val/ ({int8['images']} images; `python -m training.int8_check`): "
+              f"BD-rate over PSNR-RGB {int8['bd_rate_int8_vs_float32_pct']:+.2f} % for the whole system"
+              + (f" (int8 PreNet and PostNet; PostNet alone on the same files {post_only:+.2f} %)"
+                 if post_only is not None else "")
+              + ", PSNR change per quality "
               + ", ".join(f"q{q} {v:+.3f} dB" for q, v in int8["psnr_change_db"].items()) + "."]
     L += ["", f"Quantisation-table family: flatness {man.tables.flatness}, chroma weight "
           f"{man.tables.chroma_weight} (jpegplus/tables.py); requantisation "
