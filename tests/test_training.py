@@ -129,6 +129,34 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
     assert not with_chroma_flag(unflagged).stem.weight[:, -1].any()  # a new input starts at zero
 
 
+def test_bf16_on_the_cpu_changes_the_arithmetic_not_the_training(tmp_path):
+    """--bf16 runs the CPU steps under bfloat16 autocast (as a GPU always does): the
+    same seeded steps end near the float32 ones, and not exactly on them."""
+    from jpegplus.bundle import weights_dir
+    from training import make_pack, train_post
+
+    make_pack.main(["--data", FIXTURES, "--crops", "4", "--size", "64", "--compact", "--out", str(tmp_path / "p.npz")])
+    make_pack.main(["--data", FIXTURES, "--centre", "1", "--size", "64", "--out", str(tmp_path / "v.npy")])
+    shipped = load_bundle(names=("post",), runtime="torch").nets["post"]
+    band = ["--levels", "0.65", "1"] if hasattr(shipped, "bands") else []
+    start = (shipped.bands[1] if band else shipped).state_dict()
+    states = {}
+    for name, extra in (("float32", []), ("bf16", ["--bf16"])):
+        out = str(tmp_path / f"{name}.pt")
+        train_post.main(["--init", str(weights_dir()), "--out", out, "--pack", str(tmp_path / "p.npz"), *band,
+                         "--val", str(tmp_path / "v.npy"), "--batch", "2", "--crop", "64", "--steps", "3",
+                         "--lr", "1e-4", "--threads", "1", "--eval-every", "1000", *extra])
+        ckpt = load_checkpoint(out)
+        assert ckpt["extra"]["runs"][-1]["bf16"] == bool(extra)
+        states[name] = ckpt["models"]["post"]["state"]
+
+    def distance(a, b):
+        return float(sum(((a[k].float() - b[k].float()) ** 2).sum() for k in a)) ** 0.5
+
+    moved, apart = distance(states["float32"], start), distance(states["bf16"], states["float32"])
+    assert 0 < apart < 0.5 * moved, (apart, moved)
+
+
 def test_ladder_fits_the_closed_loops_mix_not_each_scale_alone():
     g = [10, 50, 90]
     r1 = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])

@@ -188,6 +188,9 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--save-every", type=float, default=60.0, help="seconds between checkpoints")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bfloat16 autocast on the CPU too (always on a GPU): where the CPU has AVX-512 BF16 a step of "
+                         "the shipped member's shape takes half the time (gradients within 3 %% of float32's)")
     ap.add_argument("--workers", type=int, default=0, help="batch-making processes (0: in this process)")
     ap.add_argument("--reuse", type=int, default=1, choices=range(1, len(MIRRORS) + 1),
                     help="steps per made batch, one per mirror image (for a GPU that batch making cannot keep up with)")
@@ -233,7 +236,7 @@ def main(argv=None):
 
     runs = (ckpt or {}).get("extra", {}).get("runs", [])
     runs.append({"hardware": hardware(device, cfg["threads"]), "from_step": step,  # a resumed run may change these
-                 **{k: cfg[k] for k in ("batch", "crop", "reuse", "lr", "minutes")}})
+                 **{k: cfg[k] for k in ("batch", "crop", "reuse", "lr", "minutes", "bf16")}})
 
     def record(wall_s: float) -> dict:
         return {"wall_s": wall_s, "runs": runs}
@@ -253,7 +256,7 @@ def main(argv=None):
         lr = cosine_lr(cfg["lr"], progress, 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda" or cfg["bf16"]):
             x_hat = post(y, level_t, scale, torch.full_like(level_t, float(full_chroma)))
         loss, _ = restoration_loss(x_hat, x)
         optimiser_step(opt, loss, post.parameters())
