@@ -525,7 +525,9 @@ def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph,
 # (up), +0.40 (down), +0.43 (each context layer); detail_out and detail_in both: +0.10 %, but 1.3× instead of
 # 1.4× faster. With detail_out, on all 41 val/ images: +0.19 %, PSNR −0.008 to −0.014 dB at quality 10–90.
 # PreNet's are all int8: keeping its first one float32 made it 1.05× faster instead of 1.7×, for nothing
-# measurable (runs/pre_int8.py on 11 val/ images: +0.016 % against +0.015 % BD-rate of the whole system).
+# measurable (11 val/ images: +0.016 % against +0.015 % BD-rate of the whole system). On model 0aa72183
+# (training.int8_check, all 41 val/ images) the whole system in int8 costs +0.24 %, PostNet alone +0.21 %;
+# PreNet runs 79 → 27 ms/MP, PostNet 173 → 128.
 INT8_FLOAT_CONVS = {"pre": (), "post": ("/net/stem/Conv", "/net/head/Conv", "/net/detail_out.0/Conv")}
 # Activation ranges: this percentile of each tensor's calibration values, not its min..max. On model 98896977
 # (training.int8_check, 21 val/ images, feeds of both level bands) int8 cost +0.44 % BD-rate against float32 at

@@ -32,6 +32,7 @@ from . import segment as seg
 from .bundle import Bundle, LadderRow
 from .errors import JpegPlusError
 from .jpeg import encode_array, read_tables, subsampling_of
+from .runtime import pool
 from .requant import RGB_TO_YCC, YCC_TO_RGB
 from .tables import quant_level
 from .tiling import run_tiled
@@ -230,6 +231,12 @@ class BatchNets:
 
 # ---------------------------------------------------------------- encode
 
+# Both layouts are written at once (libjpeg releases the GIL) up to this many stored pixels; above it one after
+# the other, as each holds its own copy of the image in Pillow (4 bytes a pixel): a 100-megapixel encode peaked
+# at 2.5 GB at once against 2.2 GB one after the other (tests/stress.py).
+LAYOUTS_AT_ONCE_PIXELS = 16_000_000
+
+
 def layouts(progressive: bool | None) -> tuple[bool, ...]:
     """The JPEG layouts to write (False: baseline, True: progressive): the one
     the caller forces, or both (None), of which the smaller file is kept."""
@@ -243,8 +250,13 @@ def encode_stored(bundle: Bundle, stored: np.ndarray, tables: np.ndarray, head: 
     (baseline, progressive, or the smaller of the two when `progressive` is
     None; both hold the same coefficients), the sealed segment."""
     stored = bundle.manifest.tables.requantise(stored, tables, subsampling)
-    files = [encode_array(stored, tables, extra=head.pack(), progressive=p, subsampling=subsampling, **meta)
-             for p in layouts(progressive)]
+    extra = head.pack()
+
+    def write(p: bool) -> bytes:
+        return encode_array(stored, tables, extra=extra, progressive=p, subsampling=subsampling, **meta)
+
+    at_once = stored.shape[0] * stored.shape[1] <= LAYOUTS_AT_ONCE_PIXELS
+    files = list(pool().map(write, layouts(progressive)) if at_once else map(write, layouts(progressive)))
     return seg.seal(min(files, key=len), head)  # a tie keeps baseline, the first
 
 

@@ -89,9 +89,10 @@ INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni")  # x86 8-bit dot products: where in
 
 def cpu_has_int8_dot(cpuinfo: str | None = None) -> bool:
     """Whether this CPU has 8-bit dot-product instructions (VNNI), read from the
-    flags of /proc/cpuinfo (or the text `cpuinfo`). There, the shipped int8 PostNet
-    graphs ran 1.34× faster than float32 on two threads; on an AVX2 CPU without
-    VNNI int8 gained nothing. False where the flags cannot be read (not Linux)."""
+    flags of /proc/cpuinfo (or the text `cpuinfo`). There, the shipped int8 graphs
+    ran faster than float32 on two threads (PostNet 1.35×, PreNet 2.9×: training/
+    int8_check.py); on an AVX2 CPU without VNNI int8 PostNet gained nothing. False
+    where the flags cannot be read (not Linux)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")

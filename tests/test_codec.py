@@ -167,3 +167,14 @@ def test_444_files_go_through_a_flag_reading_postnet_whole(offer_444, chroma_str
         old = np.asarray(jpegplus.decode(buf.getvalue(), enhance=True, bundle=unflagged))
         assert (chroma_change(old, plain) < 1.5) == (use != "whole"), quality
         assert np.array_equal(old, plain) == (use == "none"), quality
+
+@pytest.mark.parametrize("progressive", [None, True])
+def test_layouts_written_at_once_or_in_turn_give_the_same_file(fixture_rgb, monkeypatch, progressive):
+    """Small images write both JPEG layouts on two threads, big ones (engine.LAYOUTS_AT_ONCE_PIXELS) one after
+    the other: the bytes are the same either way."""
+    from jpegplus import engine
+
+    at_once = jpegplus.encode(fixture_rgb, 60, progressive=progressive)
+    monkeypatch.setattr(engine, "LAYOUTS_AT_ONCE_PIXELS", 0)
+    in_turn = jpegplus.encode(fixture_rgb, 60, progressive=progressive)
+    assert in_turn == at_once and len(at_once) > 500

@@ -77,12 +77,14 @@ def test_missing_onnx_graph(folder):
     expect_error(folder, "missing", path.name, runtime="onnx", precision="float32")
 
 
-def test_flipped_byte_in_onnx_graph_is_caught_by_sha256(folder):
-    path = onnx_file(folder, "pre", "1")
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_flipped_byte_in_onnx_graph_is_caught_by_sha256(folder, precision):
+    graph = manifest_of(folder)["models"]["pre"]["onnx"]["1"]
+    path = folder / (graph["int8"]["file"] if precision == "int8" else graph["file"])  # the graph that precision loads
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    expect_error(folder, "damaged", "sha256", runtime="onnx")
+    expect_error(folder, "damaged", "sha256", runtime="onnx", precision=precision)
 
 
 def test_onnx_graph_that_does_not_load_even_with_a_matching_hash(folder):

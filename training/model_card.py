@@ -105,7 +105,8 @@ def main(argv=None):
             c, label = post["config"], f"d{i + 1}" + (f".{b}" if banded else "")
             for r in post.get("runs", []):
                 budget = f", lr schedule over {r['minutes']:g} min of the chain's wall time" if r.get("minutes") else ""
-                settings = f" ({r['batch']} × {r['crop']}², each batch {r['reuse']}×, peak lr {r['lr']}{budget})" \
+                precision = ", bf16 autocast" if r.get("bf16") else ""
+                settings = f" ({r['batch']} × {r['crop']}², each batch {r['reuse']}×, peak lr {r['lr']}{budget}{precision})" \
                     if "crop" in r else ""
                 hardware.append(f"{label} on {r['hardware']} from its step {r['from_step']}{settings}")
             start = (f"continued from the run above (--init, peak lr {c['lr']})" if i else

@@ -548,8 +548,8 @@ def markdown(results: dict) -> tuple[str, str]:
             "| codec | quality | encode ms/MP | decode ms/MP |",
             "|---|---:|---:|---:|",
         ]
-        labels = {"jpegplus": f"jpegplus, ONNX Runtime, {env.get('precision', 'float32')} PostNet (the default)",
-                  "jpegplus_float32": "jpegplus, ONNX Runtime, float32 PostNet", "jpegplus_torch": "jpegplus, torch"}
+        labels = {"jpegplus": f"jpegplus, ONNX Runtime, {env.get('precision', 'float32')} graphs (the default)",
+                  "jpegplus_float32": "jpegplus, ONNX Runtime, float32 graphs", "jpegplus_torch": "jpegplus, torch"}
         for sp in speeds:
             lines += [f"| {name} | {sp['quality']} | {sp[f'{label}_encode_ms_per_mp']:.0f} | "
                       f"{sp[f'{label}_decode_ms_per_mp']:.0f} |"
