@@ -516,16 +516,16 @@ def test_model_card_reads_the_shipped_records_alone(tmp_path):
 
 
 @pytest.mark.parametrize("band", [0, 1])
-def test_int8_calibration_feeds_hold_only_their_level_bands_files(band):
+def test_postnet_calibration_feeds_hold_only_their_level_bands_files(band):
     """A BandedPostNet member's int8 graph is calibrated on the files it decodes: the other band's activations
     would widen its ranges."""
     from pathlib import Path
 
-    from training.common import int8_calibration_feeds
+    from training.common import postnet_calibration_feeds
 
     fixtures = str(Path(__file__).parent / "fixtures")
-    feeds = int8_calibration_feeds(fixtures, 1, count=3, crop=64, band=band, bounds=(0.7,))
+    feeds = postnet_calibration_feeds(fixtures, 1, count=3, crop=64, band=band, bounds=(0.7,))
     levels = [float(f["level"][0]) for f in feeds]
     assert levels and all((lv >= 0.7) == bool(band) for lv in levels)
     with pytest.raises(ValueError, match="level band 1"):
-        int8_calibration_feeds(fixtures, 1, count=3, crop=64, band=1, bounds=(1.01,))
+        postnet_calibration_feeds(fixtures, 1, count=3, crop=64, band=1, bounds=(1.01,))

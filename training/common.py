@@ -216,7 +216,7 @@ def calibration_images(folder: str, count: int, crop: int) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB"))[:crop, :crop] for p in paths[::max(1, len(paths) // count)][:count]]
 
 
-def int8_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256,
+def postnet_calibration_feeds(folder: str, scale: int, count: int = 24, crop: int = 256,
                            chroma: bool = False, band: int = 0, bounds=(), bundle=None) -> list[dict]:
     """PostNet graph inputs at `scale` for int8 calibration (postnet_feed): up to
     `count` images of `folder` (calibration_images), cropped to crop·scale pixels,

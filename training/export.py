@@ -30,7 +30,7 @@ from pathlib import Path
 from jpegplus.bundle import (INT8_FLOAT_CONVS, Ladder, Manifest, TableFamily, export_onnx, load_bundle, quantise_int8,
                              read_manifest, save_net)
 from jpegplus.models import build
-from training.common import int8_calibration_feeds, load_checkpoint, prenet_calibration_feeds, restore_net
+from training.common import load_checkpoint, postnet_calibration_feeds, prenet_calibration_feeds, restore_net
 
 
 ONNX_NETS = ("pre", "post")
@@ -60,7 +60,7 @@ def with_int8(folder: Path, name: str, entry, train: str, encoder=None, count: i
     def feeds(g):
         if name == "pre":
             return prenet_calibration_feeds(train, g.scale, count, crop, bundle=encoder)
-        return int8_calibration_feeds(train, g.scale, count, crop, chroma=chroma, band=g.band, bounds=bounds,
+        return postnet_calibration_feeds(train, g.scale, count, crop, chroma=chroma, band=g.band, bounds=bounds,
                                       bundle=encoder)
 
     return dataclasses.replace(entry, graphs=tuple(
