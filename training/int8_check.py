@@ -73,7 +73,8 @@ def main(argv=None):
     ap.add_argument("--calibration", type=int, default=24, help="train crops per scale")
     ap.add_argument("--every", type=int, default=1, help="use every n-th val image")
     ap.add_argument("--keep-float", nargs="*", default=list(INT8_FLOAT_CONVS["post"]),
-                    help="ONNX node names of PostNet convolutions left in float32 (default: the shipped choice)")
+                    help="ONNX node names of PostNet convolutions left in float32 in new graphs, made where the "
+                         "manifest lists none (default: the shipped choice)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
