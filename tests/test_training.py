@@ -95,19 +95,28 @@ def test_block_postnet_is_identity_at_start_and_local(scale):
 
 
 
-def test_a_run_can_start_from_shipped_weights(tmp_path):
+def shipped_post_run(tmp_path) -> tuple[list, object]:
+    """(train_post arguments that go on from the shipped PostNet, tiny pack and val crops of the fixtures
+    written into tmp_path, batch 2 of 64², one thread; the network those arguments train): with a
+    BandedPostNet, its member 1 (--levels)."""
     from jpegplus.bundle import weights_dir
-    from training import make_pack, train_post
+    from training import make_pack
 
     make_pack.main(["--data", FIXTURES, "--crops", "4", "--size", "64", "--compact", "--out", str(tmp_path / "p.npz")])
     make_pack.main(["--data", FIXTURES, "--centre", "1", "--size", "64", "--out", str(tmp_path / "v.npy")])
-    out = str(tmp_path / "post.pt")
     shipped = load_bundle(names=("post",), runtime="torch").nets["post"]
     band = ["--levels", "0.65", "1"] if hasattr(shipped, "bands") else []  # a BandedPostNet: go on with one member
-    shipped = shipped.bands[1] if band else shipped
-    train_post.main(["--init", str(weights_dir()), "--out", out, "--pack", str(tmp_path / "p.npz"), *band,
-                     "--val", str(tmp_path / "v.npy"), "--batch", "2", "--crop", "64", "--steps", "2", "--lr", "0",
-                     "--threads", "1", "--eval-every", "1000"])
+    args = ["--init", str(weights_dir()), "--pack", str(tmp_path / "p.npz"), *band, "--val", str(tmp_path / "v.npy"),
+            "--batch", "2", "--crop", "64", "--threads", "1", "--eval-every", "1000"]
+    return args, shipped.bands[1] if band else shipped
+
+
+def test_a_run_can_start_from_shipped_weights(tmp_path):
+    from training import train_post
+
+    args, shipped = shipped_post_run(tmp_path)
+    out = str(tmp_path / "post.pt")
+    train_post.main([*args, "--out", out, "--steps", "2", "--lr", "0"])
     trained = load_checkpoint(out)["models"]["post"]
     assert trained["class"] == type(shipped).__name__ and trained["config"] == shipped.config
     assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in trained["state"].items())  # lr 0: unchanged
@@ -116,9 +125,7 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
     assert start["init_gain_db"] == done["gain_db"]  # the running check's baseline is the network it starts from
 
     # --chroma-flag widens the stem by one zero-initialised input: the 4:4:4 flag (nets.with_chroma_flag).
-    train_post.main(["--init", str(weights_dir()), "--chroma-flag", "--out", out + "w", "--pack", str(tmp_path / "p.npz"), *band,
-                     "--val", str(tmp_path / "v.npy"), "--batch", "2", "--crop", "64", "--steps", "2", "--lr", "0",
-                     "--threads", "1", "--eval-every", "1000", "--share-444", "1"])
+    train_post.main([*args, "--chroma-flag", "--out", out + "w", "--steps", "2", "--lr", "0", "--share-444", "1"])
     from jpegplus.models.nets import with_chroma_flag
 
     wide = load_checkpoint(out + "w")["models"]["post"]
@@ -132,20 +139,14 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
 def test_bf16_on_the_cpu_changes_the_arithmetic_not_the_training(tmp_path):
     """--bf16 runs the CPU steps under bfloat16 autocast (as a GPU always does): the
     same seeded steps end near the float32 ones, and not exactly on them."""
-    from jpegplus.bundle import weights_dir
-    from training import make_pack, train_post
+    from training import train_post
 
-    make_pack.main(["--data", FIXTURES, "--crops", "4", "--size", "64", "--compact", "--out", str(tmp_path / "p.npz")])
-    make_pack.main(["--data", FIXTURES, "--centre", "1", "--size", "64", "--out", str(tmp_path / "v.npy")])
-    shipped = load_bundle(names=("post",), runtime="torch").nets["post"]
-    band = ["--levels", "0.65", "1"] if hasattr(shipped, "bands") else []
-    start = (shipped.bands[1] if band else shipped).state_dict()
+    args, shipped = shipped_post_run(tmp_path)
+    start = shipped.state_dict()
     states = {}
     for name, extra in (("float32", []), ("bf16", ["--bf16"])):
         out = str(tmp_path / f"{name}.pt")
-        train_post.main(["--init", str(weights_dir()), "--out", out, "--pack", str(tmp_path / "p.npz"), *band,
-                         "--val", str(tmp_path / "v.npy"), "--batch", "2", "--crop", "64", "--steps", "3",
-                         "--lr", "1e-4", "--threads", "1", "--eval-every", "1000", *extra])
+        train_post.main([*args, "--out", out, "--steps", "3", "--lr", "1e-4", *extra])
         ckpt = load_checkpoint(out)
         assert ckpt["extra"]["runs"][-1]["bf16"] == bool(extra)
         states[name] = ckpt["models"]["post"]["state"]
