@@ -32,7 +32,7 @@ from . import segment as seg
 from .bundle import Bundle, LadderRow
 from .errors import JpegPlusError
 from .jpeg import encode_array, read_tables, subsampling_of
-from .runtime import pool
+from .runtime import one_blas_thread, pool
 from .requant import RGB_TO_YCC, YCC_TO_RGB
 from .tables import quant_level
 from .tiling import run_tiled
@@ -231,10 +231,22 @@ class BatchNets:
 
 # ---------------------------------------------------------------- encode
 
-# Both layouts are written at once (libjpeg releases the GIL) up to this many stored pixels; above it one after
-# the other, as each holds its own copy of the image in Pillow (4 bytes a pixel): a 100-megapixel encode peaked
-# at 2.5 GB at once against 2.2 GB one after the other (tests/stress.py).
-LAYOUTS_AT_ONCE_PIXELS = 16_000_000
+# Up to this many pixels, independent work runs side by side on threads (libjpeg, numpy and the runtimes
+# release the GIL): both JPEG layouts of a stored image, and the candidates of an encode (each its PreNet,
+# requantisation, layouts and proxy decode). Above it, one after the other, as each holds its own copies of the
+# image: a 100-megapixel encode peaked at 2.5 GB with its layouts at once against 2.2 GB one after the other
+# (tests/stress.py).
+AT_ONCE_PIXELS = 16_000_000
+
+
+def side_by_side(fn, items: list, pixels: int, name: str = "work") -> list:
+    """[fn(item) for item in items], on runtime.pool(name)'s threads where
+    `pixels` (what each call holds copies of) is at most AT_ONCE_PIXELS;
+    numpy's BLAS held to one thread meanwhile (runtime.one_blas_thread)."""
+    if len(items) > 1 and pixels <= AT_ONCE_PIXELS:
+        with one_blas_thread():
+            return list(pool(name).map(fn, items))
+    return [fn(item) for item in items]
 
 
 def layouts(progressive: bool | None) -> tuple[bool, ...]:
@@ -255,8 +267,7 @@ def encode_stored(bundle: Bundle, stored: np.ndarray, tables: np.ndarray, head: 
     def write(p: bool) -> bytes:
         return encode_array(stored, tables, extra=extra, progressive=p, subsampling=subsampling, **meta)
 
-    at_once = stored.shape[0] * stored.shape[1] <= LAYOUTS_AT_ONCE_PIXELS
-    files = list(pool().map(write, layouts(progressive)) if at_once else map(write, layouts(progressive)))
+    files = side_by_side(write, layouts(progressive), stored.shape[0] * stored.shape[1])
     return seg.seal(min(files, key=len), head)  # a tie keeps baseline, the first
 
 
@@ -299,35 +310,47 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
     h, w = nets.images[0].shape[:2]
     row = bundle.manifest.ladder.row(quality)
     options = candidates(row, (w, h), scale, grey, subsampling)
-    files = [encode_candidate(bundle, nets, grey, c, meta, progressive) for c in options]
+    everyone = list(range(len(nets.images)))
+    kept = {}  # (candidate, image) → reconstruction, kept for keep_rec only
+
+    def costs_of(k: int, rec_fn, which, keep: bool = False) -> list[float]:
+        """RD costs of candidate k's files of images `which`, reconstructed by rec_fn."""
+        part = [files[k][i] for i in which]
+        recs = rec_fn(part, options[k].scale)
+        if keep:
+            kept.update({(k, i): rec for i, rec in zip(which, recs)})
+        return [rd_cost(image_error(rec, nets.images[i], grey), len(data), h * w, row.lam)
+                for i, rec, data in zip(which, recs, part)]
+
+    def plain(part, s):
+        return [plain_image(d, s, (w, h)) for d in part]
+
+    def full(part, s):
+        return reconstruct(nets, part, s, (w, h))
+
+    files = [None] * len(options)
+
+    def first_pass(k: int) -> list[float] | None:
+        """Candidate k's files and, where the fold scores several candidates, their costs without PostNet."""
+        files[k] = encode_candidate(bundle, nets, grey, options[k], meta, progressive)
+        return costs_of(k, plain, everyone) if fold and len(options) > 1 else None
+
+    each = range(len(options))
+    pixels = h * w * len(everyone)
+    proxy = side_by_side(first_pass, each, pixels, "candidates")  # one candidate's reconstructions alive per thread
     if len(options) == 1:
         recs = reconstruct(nets, files[0], options[0].scale, (w, h)) if keep_rec else [None] * len(files[0])
         return [Coded(data, rec) for data, rec in zip(files[0], recs)]
 
-    kept = {}  # (candidate, image) → reconstruction, kept for keep_rec only
-
-    def costs_of(rec_fn, which, keep: bool = False) -> np.ndarray:
-        """(candidates, len(which)) RD costs of images `which`, reconstructed by rec_fn."""
-        out = []
-        for k, (candidate, datas) in enumerate(zip(options, files)):
-            part = [datas[i] for i in which]
-            recs = rec_fn(part, candidate.scale)
-            out.append([rd_cost(image_error(rec, nets.images[i], grey), len(data), h * w, row.lam)
-                        for i, rec, data in zip(which, recs, part)])
-            if keep:
-                kept.update({(k, i): rec for i, rec in zip(which, recs)})
-            del recs  # without keep, one candidate's reconstructions alive at a time
-        return np.array(out).reshape(len(options), len(which))
-
-    everyone = list(range(len(nets.images)))
     best = np.zeros(len(everyone), int)
     close = everyone
     if fold:
-        proxy = costs_of(lambda part, s: [plain_image(d, s, (w, h)) for d in part], everyone)
+        proxy = np.array(proxy).reshape(len(options), len(everyone))
         best = np.argmin(proxy, axis=0)
         close = [i for i, decided in zip(everyone, proxy_decides(proxy)) if not decided]
     if close:
-        best[close] = np.argmin(costs_of(lambda part, s: reconstruct(nets, part, s, (w, h)), close, keep_rec), axis=0)
+        costs = side_by_side(lambda k: costs_of(k, full, close, keep_rec), each, pixels, "candidates")
+        best[close] = np.argmin(np.array(costs).reshape(len(options), len(close)), axis=0)
     coded = [Coded(files[b][i], kept.get((b, i))) for i, b in enumerate(best)]
     if keep_rec:
         for k, candidate in enumerate(options):

@@ -25,6 +25,7 @@ levels float32 (N,) (tables.quant_level); `scale` is 1 or 2. A PostNet that
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
@@ -136,36 +137,54 @@ def workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-_controller = None  # threadpoolctl's view of the BLAS libraries numpy loaded, found once
+_blas = {"controller": None, "limit": None, "users": 0}  # threadpoolctl's view of numpy's BLAS, found once
+_blas_lock = threading.Lock()
 
 
+@contextlib.contextmanager
 def one_blas_thread():
     """A context in which numpy's BLAS runs single-threaded. Our matrices are
     small (n × 64 by 64 × 64 DCTs): a multi-threaded BLAS gains nothing on them
     and, when another process holds a core, its threads wait for each other:
     6× slower per product, 2.7× for a whole requantisation, measured on 2 cores.
-    The parallelism comes from pool() instead."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+    The parallelism comes from pool() instead. Contexts nest across threads:
+    the first to enter sets the limit, the last to leave restores the BLAS as
+    it was. OpenBLAS (0.3.31) takes a new thread count reliably only from the
+    thread that set the last one, so work fanned out to threads runs inside
+    its caller's context (engine.side_by_side), and that caller leaves last."""
+    with _blas_lock:
+        if _blas["users"] == 0:
+            if _blas["controller"] is None:
+                from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+                _blas["controller"] = ThreadpoolController()
+            _blas["limit"] = _blas["controller"].limit(limits=1, user_api="blas")
+        _blas["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas["users"] -= 1
+            if _blas["users"] == 0:
+                _blas["limit"].restore_original_limits()
 
 
 _pools: dict = {}
 _pools_lock = threading.Lock()
 
 
-def pool():
-    """A thread pool of workers() threads, made once per size and process (a
-    forked child makes its own: the parent's threads do not follow it)."""
+def pool(name: str = "work"):
+    """A thread pool of workers() threads, made once per name, size and process
+    (a forked child makes its own: the parent's threads do not follow it).
+    "work" runs leaf tasks (requantisation bands, JPEG layouts); a task that
+    itself waits on "work" tasks runs in another pool ("candidates"), so that
+    no pool's threads all wait on their own queue."""
     from concurrent.futures import ThreadPoolExecutor
 
-    key = (os.getpid(), workers())
+    key = (os.getpid(), name, workers())
     with _pools_lock:
         if key not in _pools:
-            _pools[key] = ThreadPoolExecutor(key[1], thread_name_prefix="jpegplus")
+            _pools[key] = ThreadPoolExecutor(key[2], thread_name_prefix=f"jpegplus-{name}")
         return _pools[key]
 
 

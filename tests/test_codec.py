@@ -169,12 +169,18 @@ def test_444_files_go_through_a_flag_reading_postnet_whole(offer_444, chroma_str
         assert np.array_equal(old, plain) == (use == "none"), quality
 
 @pytest.mark.parametrize("progressive", [None, True])
-def test_layouts_written_at_once_or_in_turn_give_the_same_file(fixture_rgb, monkeypatch, progressive):
-    """Small images write both JPEG layouts on two threads, big ones (engine.LAYOUTS_AT_ONCE_PIXELS) one after
-    the other: the bytes are the same either way."""
+@pytest.mark.parametrize("quality", [8, 75])
+def test_work_side_by_side_or_in_turn_gives_the_same_file(fixture_rgb, monkeypatch, progressive, quality):
+    """Small images write both JPEG layouts, and try the encode's candidates (scale ½ at quality 8, 4:4:4 at
+    75), on threads side by side; big ones (engine.AT_ONCE_PIXELS) one after the other: the bytes are the
+    same either way."""
     from jpegplus import engine
 
-    at_once = jpegplus.encode(fixture_rgb, 60, progressive=progressive)
-    monkeypatch.setattr(engine, "LAYOUTS_AT_ONCE_PIXELS", 0)
-    in_turn = jpegplus.encode(fixture_rgb, 60, progressive=progressive)
+    tried = []
+    real = engine.encode_candidate
+    monkeypatch.setattr(engine, "encode_candidate", lambda *a, **k: tried.append(a[3]) or real(*a, **k))
+    at_once = jpegplus.encode(fixture_rgb, quality, progressive=progressive)
+    assert len(tried) == 2, tried
+    monkeypatch.setattr(engine, "AT_ONCE_PIXELS", 0)
+    in_turn = jpegplus.encode(fixture_rgb, quality, progressive=progressive)
     assert in_turn == at_once and len(at_once) > 500

@@ -62,3 +62,37 @@ def test_default_bundle_loads_once_under_contention(monkeypatch):
         bundles = list(pool.map(lambda _: get(), range(8)))
     assert len(calls) == 1
     assert all(b is bundles[0] for b in bundles)
+
+
+def test_blas_stays_one_thread_until_the_caller_of_the_fan_out_leaves():
+    """engine.side_by_side holds numpy's BLAS to one thread while the encode's candidates requantise side by
+    side, each inside its own runtime.one_blas_thread: the first of them to leave does not restore the BLAS;
+    the caller, leaving last, does."""
+    from threadpoolctl import ThreadpoolController, threadpool_info
+
+    from jpegplus import engine
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("numpy has no BLAS that threadpoolctl sees")
+    first_out, seen = threading.Event(), {}
+
+    def candidate(k: int) -> list[int]:
+        with engine.one_blas_thread():
+            if k == 1:
+                first_out.wait()  # candidate 0 leaves first
+            inside = blas_threads()
+        if k == 0:
+            first_out.set()
+        else:
+            seen["after both left"] = blas_threads()
+        return inside
+
+    with ThreadpoolController().limit(limits=2, user_api="blas"):  # what a user's process may have set
+        assert blas_threads() == [2] * len(blas_threads())
+        inside = engine.side_by_side(candidate, [0, 1], 1, "candidates")
+        assert blas_threads() == [2] * len(blas_threads())
+    assert inside == [[1] * len(blas_threads())] * 2
+    assert seen["after both left"] == [1] * len(blas_threads())
