@@ -311,6 +311,7 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
     row = bundle.manifest.ladder.row(quality)
     options = candidates(row, (w, h), scale, grey, subsampling)
     everyone = list(range(len(nets.images)))
+    files = [None] * len(options)  # per candidate, each image's file
     kept = {}  # (candidate, image) → reconstruction, kept for keep_rec only
 
     def costs_of(k: int, rec_fn, which, keep: bool = False) -> list[float]:
@@ -327,8 +328,6 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
 
     def full(part, s):
         return reconstruct(nets, part, s, (w, h))
-
-    files = [None] * len(options)
 
     def first_pass(k: int) -> list[float] | None:
         """Candidate k's files and, where the fold scores several candidates, their costs without PostNet."""
