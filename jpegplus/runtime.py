@@ -149,9 +149,10 @@ def one_blas_thread():
     6× slower per product, 2.7× for a whole requantisation, measured on 2 cores.
     The parallelism comes from pool() instead. Contexts nest across threads:
     the first to enter sets the limit, the last to leave restores the BLAS as
-    it was. OpenBLAS (0.3.31) takes a new thread count reliably only from the
-    thread that set the last one, so work fanned out to threads runs inside
-    its caller's context (engine.side_by_side), and that caller leaves last."""
+    it was. numpy's OpenBLAS (0.3.31) ignored a count set from one thread
+    while the thread that set the current count was alive, so work fanned
+    out to threads runs inside its caller's context (engine.side_by_side):
+    the caller enters first and leaves last."""
     with _blas_lock:
         if _blas["users"] == 0:
             if _blas["controller"] is None:
