@@ -489,10 +489,12 @@ def test_family_check_reads_the_fields_a_run_changes():
     from training.common import FAMILY
     from training.family_check import parse_run
 
-    assert parse_run("weights@") == ("weights", FAMILY)
-    source, family = parse_run("runs/a@b.pt@flatness=0.1,sharp=0.5")
+    assert parse_run("weights@") == ("weights", FAMILY, True)
+    assert parse_run("weights@pre=identity") == ("weights", FAMILY, False)
+    source, family, with_pre = parse_run("runs/a@b.pt@flatness=0.1,sharp=0.5,pre=shipped")
     assert source == "runs/a@b.pt" and (family.flatness, family.sharp, family.eob) == (0.1, 0.5, FAMILY.eob)
-    for bad in ("weights", "@sharp=1", "weights@colour=1", "weights@sharp=x", "weights@sharp"):
+    assert with_pre
+    for bad in ("weights", "@sharp=1", "weights@colour=1", "weights@sharp=x", "weights@sharp", "weights@pre=none"):
         with pytest.raises(SystemExit, match="SOURCE@FIELD=VALUE"):
             parse_run(bad)
 

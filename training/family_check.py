@@ -9,10 +9,12 @@ BD-rate, for the plain decode and for PostNet's output. A PostNet that learnt
 from files of one family may restore another's worse, so the second figure
 may need a PostNet trained on the new files. Each argument is a PostNet
 (train_post checkpoint or weights folder) @ the family fields it changes
-(none: the shipped family):
+(none: the shipped family); `pre=identity` among them codes that run's files
+without PreNet (what PreNet at scale 1 earns through the real codec):
 
     python -m training.family_check weights@ weights@sharp=0.5 runs/post_sharp.pt@sharp=0.5
     python -m training.family_check weights@ weights@flatness=0.1,chroma_weight=0.5
+    python -m training.family_check weights@ weights@pre=identity
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import torch
 
 from jpegplus.bundle import TableFamily, load_bundle
 from jpegplus.evaluation.metrics import bd_rate
+from jpegplus.evaluation.peers import base_forward
 from jpegplus.tables import quant_level
 from training.common import FAMILY, batch_to_tensor, real_jpeg
 from training.evaluate_post import load_post, psnr, val_crops
@@ -52,18 +55,20 @@ def curves(post, pre, crops: np.ndarray, family: TableFamily) -> dict:
     return out
 
 
-def parse_run(run: str) -> tuple[str, TableFamily]:
-    """"SOURCE@flatness=0.1,sharp=0.5" → (SOURCE, the shipped family with those fields); SystemExit if malformed."""
+def parse_run(run: str) -> tuple[str, TableFamily, bool]:
+    """"SOURCE@flatness=0.1,sharp=0.5" → (SOURCE, the shipped family with those
+    fields, whether PreNet runs: False for pre=identity); SystemExit if malformed."""
     source, at, changes = run.rpartition("@")
     fields = {f.name for f in dataclasses.fields(TableFamily)}
     try:
         pairs = dict(c.split("=") for c in changes.split(",") if c)
-        if not source or not at or not set(pairs) <= fields:
+        with_pre = pairs.pop("pre", "shipped")
+        if not source or not at or not set(pairs) <= fields or with_pre not in ("shipped", "identity"):
             raise ValueError
-        return source, dataclasses.replace(FAMILY, **{k: float(v) for k, v in pairs.items()})
+        return source, dataclasses.replace(FAMILY, **{k: float(v) for k, v in pairs.items()}), with_pre == "shipped"
     except ValueError:
-        raise SystemExit(f"{run}: expected SOURCE@FIELD=VALUE,... with fields from {sorted(fields)}, "
-                         "e.g. weights@sharp=0.5 or weights@ for the shipped family") from None
+        raise SystemExit(f"{run}: expected SOURCE@FIELD=VALUE,... with fields from {sorted(fields)} (and "
+                         "pre=identity), e.g. weights@sharp=0.5 or weights@ for the shipped family") from None
 
 
 def main(argv=None):
@@ -80,11 +85,12 @@ def main(argv=None):
     pre = load_bundle(args.weights, names=("pre",), runtime="torch").nets["pre"]
     anchor = None
     for run in args.runs:
-        source, family = parse_run(run)
-        c = curves(load_post(source).eval(), pre, crops, family)
+        source, family, with_pre = parse_run(run)
+        c = curves(load_post(source).eval(), pre if with_pre else base_forward("pre"), crops, family)
         anchor = anchor or c
         bd = {k: round(bd_rate(anchor["bpp"], anchor[k], c["bpp"], c[k]), 2) for k in ("plain", "post")}
-        print(json.dumps({"source": source, "tables": family.to_json(), "bd_rate_vs_first": bd, **c}), flush=True)
+        print(json.dumps({"source": source, "tables": family.to_json(), "prenet": with_pre, "bd_rate_vs_first": bd,
+                          **c}), flush=True)
 
 
 if __name__ == "__main__":
