@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 
 import numpy as np
-from PIL import Image, JpegImagePlugin
+from PIL import Image, ImageFile, JpegImagePlugin
 
 from .tables import pillow_qtables
 
@@ -36,6 +36,12 @@ def bypassed() -> bool:
 
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4")  # the chroma layouts jpegplus writes (grey files have none)
+# With optimised Huffman codes (and in progressive files) libjpeg writes the whole file at once into Pillow's
+# buffer, which Pillow sizes at 2 bytes a pixel (tables given) and at least ImageFile.MAXBLOCK; libjpeg cannot
+# suspend there, so a bigger file fails ("broken data stream"): noise at the finest tables and 4:4:4 takes
+# 2.5 bytes a pixel. A baseline code spends at most 16 + 11 bits on a coefficient: under 4 bytes a sample.
+WORST_BYTES_PER_SAMPLE = 4
+_big_buffer = threading.Lock()
 
 
 def encode_array(arr: np.ndarray, tables: np.ndarray, extra: bytes = b"", *, progressive: bool = False,
@@ -49,12 +55,25 @@ def encode_array(arr: np.ndarray, tables: np.ndarray, extra: bytes = b"", *, pro
     qt = pillow_qtables(tables)
     if im.mode == "L":
         qt = qt[:1]
-    buf = io.BytesIO()
     meta = {k: v for k, v in metadata.items() if v is not None}
-    with pillow_only():  # Pillow's own writer even while jpegplus.register() is active
-        im.save(buf, "JPEG", qtables=qt, subsampling=subsampling, optimize=True, progressive=progressive, extra=extra,
-                **meta)
-    return buf.getvalue()
+
+    def save() -> bytes:
+        buf = io.BytesIO()
+        with pillow_only():  # Pillow's own writer even while jpegplus.register() is active
+            im.save(buf, "JPEG", qtables=qt, subsampling=subsampling, optimize=True, progressive=progressive,
+                    extra=extra, **meta)
+        return buf.getvalue()
+
+    try:
+        return save()
+    except OSError:  # the file outgrew Pillow's buffer: again with room for the worst case (rare, so serialised)
+        with _big_buffer:
+            usual = ImageFile.MAXBLOCK
+            ImageFile.MAXBLOCK = max(usual, WORST_BYTES_PER_SAMPLE * arr.size + (1 << 20))  # + markers, metadata
+            try:
+                return save()
+            finally:
+                ImageFile.MAXBLOCK = usual
 
 
 def subsampling_of(im: Image.Image) -> str | None:

@@ -217,6 +217,17 @@ def test_encoder_is_not_limited_by_max_image_pixels(photo, monkeypatch):
         assert len(jpegplus.encode(big, 75)) > 0
 
 
+def test_files_bigger_than_pillows_buffer_are_written():
+    """Noise at quality 100 (4:4:4, the finest tables) takes about 2.5 bytes a pixel, more than the buffer Pillow
+    gives an optimised or progressive JPEG (2 bytes a pixel): Pillow's own save fails there, jpegplus's does not."""
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    with pytest.raises(OSError):
+        Image.fromarray(noise).save(io.BytesIO(), "JPEG", quality=100, subsampling=0, optimize=True)
+    data = jpegplus.encode(noise, 100)
+    assert len(data) > 2 * noise.shape[0] * noise.shape[1]
+    assert np.asarray(jpegplus.decode(data)).shape == noise.shape
+
+
 # ---------------------------------------------------------------- tiling
 
 def random_net(cls, seed: int):
