@@ -137,7 +137,8 @@ def workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-_blas = {"controller": None, "limit": None, "users": 0}  # threadpoolctl's view of numpy's BLAS, found once
+_blas = {"controller": None, "limit": None, "users": 0}  # threadpoolctl's view of the BLAS loaded by then, found
+# once (about 1 ms each time): numpy's own is always in it; BLAS libraries loaded later (torch's, scipy's) are not.
 _blas_lock = threading.Lock()
 
 
