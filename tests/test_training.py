@@ -532,3 +532,18 @@ def test_postnet_calibration_feeds_hold_only_their_level_bands_files(band):
     assert levels and all((lv >= 0.7) == bool(band) for lv in levels)
     with pytest.raises(ValueError, match="level band 1"):
         postnet_calibration_feeds(fixtures, 1, count=3, crop=64, band=1, bounds=(1.01,))
+
+
+def test_prenet_check_drops_prenet_at_scale_1_only(fixture_rgb):
+    """training.prenet_check's bundle stores the image itself at scale 1 (up to the requantisation) and keeps the
+    learned downsampler at scale 2: its scale-1 files differ from the shipped ones, its scale-2 files do not."""
+    import jpegplus
+    from training.prenet_check import without_scale_one_prenet
+
+    shipped = load_bundle(runtime="torch")
+    bare = without_scale_one_prenet(shipped)
+    assert jpegplus.encode(fixture_rgb, 30, scale=2, bundle=bare) == jpegplus.encode(fixture_rgb, 30, scale=2, bundle=shipped)
+    ours, theirs = (jpegplus.encode(fixture_rgb, 60, scale=1, subsampling="4:2:0", bundle=b) for b in (bare, shipped))
+    assert ours != theirs
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(bare.nets["pre"](x, torch.tensor([0.5]), 1), x)
