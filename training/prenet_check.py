@@ -5,9 +5,10 @@ twice at each quality, with the shipped weights and with the same weights whose
 PreNet passes the image through unchanged at scale 1 (ScaleOneIdentity; at
 scale 2 it stays the learned downsampler): the same ladder, tables, closed
 loop (4:4:4 and scale ½ candidates included) and PostNet. Both run through
-torch (float32), so that the two differ in PreNet at scale 1 alone. Prints each curve
-(mean bpp, mean PSNR-RGB over images) and the BD-rate of the second against
-the first: negative means the files are better without PreNet at scale 1.
+torch (float32), so that the two differ in PreNet at scale 1 alone. Prints
+each curve (mean bpp, mean PSNR-RGB over images) and the BD-rate of the
+second against the first: negative means the files are better without
+PreNet at scale 1.
 
     python -m training.prenet_check --data ../shared/data/val/cid22 --every 2
 """
@@ -24,7 +25,7 @@ import torch
 import jpegplus
 from jpegplus.bundle import load_bundle
 from jpegplus.evaluation.bench import find_images, load_rgb
-from jpegplus.evaluation.metrics import bd_rate
+from jpegplus.evaluation.metrics import bd_rate, psnr as psnr_rgb
 
 QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # user quality
 
@@ -55,9 +56,8 @@ def curve(bundle, paths: list[Path], qualities=QUALITIES) -> tuple[np.ndarray, n
         rgb = load_rgb(path)
         for i, q in enumerate(qualities):
             data = jpegplus.encode(rgb, q, bundle=bundle)
-            rec = np.asarray(jpegplus.decode(data, bundle=bundle), np.float64)
             bpp[i] += 8 * len(data) / (rgb.shape[0] * rgb.shape[1]) / len(paths)
-            psnr[i] += 10 * np.log10(255 ** 2 / max(np.mean((rec - rgb) ** 2), 1e-10)) / len(paths)
+            psnr[i] += psnr_rgb(np.asarray(jpegplus.decode(data, bundle=bundle)), rgb) / len(paths)
     return bpp, psnr
 
 
