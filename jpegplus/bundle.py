@@ -380,7 +380,8 @@ def load_onnx(folder: Path, entry: NetEntry, precision: str = "int8"):
     paths = {(g.scale, g.band): checked_file(folder, *(g.int8 if g.int8 and precision == "int8" else (g.file, g.sha256)))
              for g in entry.graphs}
     try:
-        return OnnxNet(paths, {g.scale: g.reach for g in entry.graphs}, entry.config.get("bounds", ()))
+        return OnnxNet(paths, {g.scale: g.reach for g in entry.graphs}, entry.config.get("bounds", ()),
+                       entry.config.get("identity_scales", ()))
     except Exception as e:  # onnxruntime raises its own error types for graphs it cannot load
         raise WeightsError(f"ONNX graph of {entry.file} cannot be loaded ({e}). {FIX_HINT}") from None
 
@@ -481,6 +482,7 @@ def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph,
     or net(x, level, scale, full_chroma) where it takes_chroma: the graph's third
     input "chroma") as one ONNX graph per scale, <stem>-s<scale>-<sha8>.onnx,
     with dynamic batch, height and width; their OnnxGraph entries (reach from net.reach).
+    None at the scales where the net passes its input through (its `identity_scales`).
     A BandedPostNet gets one graph per scale and member, <stem>-b<band>-s<scale>-<sha8>.onnx."""
     import copy
 
@@ -505,7 +507,7 @@ def export_onnx(net, folder: Path, stem: str, scales=(1, 2)) -> tuple[OnnxGraph,
     folder.mkdir(parents=True, exist_ok=True)
     graphs = []
     names = ["image", "level"] + (["chroma"] if chroma else [])
-    for scale in scales:
+    for scale in (s for s in scales if s not in getattr(net, "identity_scales", ())):
         tmp = folder / f"{stem}-s{scale}.tmp"
         example = (torch.rand(1, 3, 64, 64), torch.tensor([0.5])) + ((torch.tensor([1.0]),) if chroma else ())
         torch.onnx.export(AtScale(scale).eval(), example, str(tmp), input_names=names,

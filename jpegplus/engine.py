@@ -200,6 +200,8 @@ class BatchNets:
 
         from .runtime import TorchNet
 
+        if net.passes_through(scale):
+            return x
         if isinstance(net, TorchNet):
             with torch.inference_mode():
                 flag = None if full_chroma is None else full_chroma.to(x.device)

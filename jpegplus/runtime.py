@@ -195,9 +195,10 @@ class OnnxNet:
     BandedPostNet, per level band: `bounds` from its config), built from
     sha256-checked graphs (jpegplus.bundle checks them), keyed (scale, band);
     thread-safe (ONNX Runtime's run is). `reaches` is the network's reach(scale)
-    per scale, from the manifest."""
+    per scale, from the manifest; at `identity_scales` (its config's, see
+    models.nets.PreNet) it has no graph and returns its input."""
 
-    def __init__(self, graphs: dict[tuple[int, int], Path], reaches: dict[int, int], bounds=()):
+    def __init__(self, graphs: dict[tuple[int, int], Path], reaches: dict[int, int], bounds=(), identity_scales=()):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -210,21 +211,29 @@ class OnnxNet:
         self.sessions = {s: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
                          for s, p in graphs.items()}
         self.reaches, self.bounds = dict(reaches), tuple(bounds)
+        self.identity_scales = tuple(identity_scales)
         self.takes_chroma = all("chroma" in {i.name for i in s.get_inputs()} for s in self.sessions.values())
 
     @classmethod
-    def of(cls, folder: Path, graphs, bounds=()) -> OnnxNet:
+    def of(cls, folder: Path, graphs, bounds=(), identity_scales=()) -> OnnxNet:
         """From bundle.OnnxGraph entries whose files lie in `folder`, as they are
         (no sha256 check: a graph just exported, or one under test)."""
-        return cls({(g.scale, g.band): Path(folder) / g.file for g in graphs}, {g.scale: g.reach for g in graphs}, bounds)
+        return cls({(g.scale, g.band): Path(folder) / g.file for g in graphs}, {g.scale: g.reach for g in graphs},
+                   bounds, identity_scales)
+
+    def passes_through(self, scale: int) -> bool:
+        """Whether the network returns its input unchanged at `scale`."""
+        return scale in self.identity_scales
 
     def reach(self, scale: int) -> int:
         """Input pixels of context an output pixel depends on, each side (as the torch module's reach)."""
-        return self.reaches[scale]
+        return 0 if self.passes_through(scale) else self.reaches[scale]
 
     def infer(self, x: np.ndarray, levels: np.ndarray, scale: int, full_chroma=None) -> np.ndarray:
         """float32 (N, 3, H, W) in 0..1, levels (N,) and, for a network that
         takes_chroma, full_chroma (N,) (None: all 0) → float32 output (N, 3, H', W')."""
+        if self.passes_through(scale):
+            return np.asarray(x, np.float32)
         if (scale, 0) not in self.sessions:
             raise ValueError(f"no ONNX graph for scale {scale}")
         levels = np.asarray(levels, np.float32).reshape(-1)
@@ -250,6 +259,10 @@ class TorchNet:
 
         self.module = module
         self.device = torch.device(device or "cpu")
+
+    def passes_through(self, scale: int) -> bool:
+        """Whether the network returns its input unchanged at `scale` (its `identity_scales`)."""
+        return scale in getattr(self.module, "identity_scales", ())
 
     def reach(self, scale: int) -> int:
         return self.module.reach(scale)

@@ -77,15 +77,20 @@ def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[in
     pixels. Returns uint8 (out_h, out_w, 3), the top-left crop of the output,
     out_size = (out_w, out_h). `tile` is the tile side in input pixels (rounded
     down to a multiple of ALIGN, default TILE); peak float memory is set by it,
-    not by the image size."""
+    not by the image size. Where the network passes its input through at
+    `scale` (runtime passes_through), `src` itself (out_size must be its size)."""
     h, w = src.shape[:2]
     hp, wp = h + (-h % multiple), w + (-w % multiple)
     up, down = (scale, 1) if upsamples else (1, scale)
     out_w, out_h = out_size
+    net = runner(net, device)
+    if net.passes_through(scale):
+        if (out_w, out_h) != (w, h) or src.shape[2:] != (3,):
+            raise ValueError(f"a network passing through at scale {scale} gives {w}×{h}×3, not {out_w}×{out_h}×3")
+        return src
     out = np.empty((out_h, out_w, 3), np.uint8)
     step = max(ALIGN, (tile or TILE) // ALIGN * ALIGN)
     margin = halo(net, scale)
-    net = runner(net, device)
     levels, flags = np.array([level], np.float32), np.array([float(full_chroma)], np.float32)
     for y0 in range(0, hp, step):
         y1 = min(y0 + step, hp)

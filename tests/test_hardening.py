@@ -313,13 +313,14 @@ def test_network_calls_are_bounded_by_the_tile(monkeypatch, photo):
     real = tiling.image_to_array
     monkeypatch.setattr(tiling, "image_to_array", lambda arr: seen.append(arr.shape[:2]) or real(arr))
     image = photo.resize((200, 136))
-    data = jpegplus.encode(image, 80, scale=1, tile=64)
-    out = jpegplus.decode(data, tile=64)
+    jpegplus.encode(image, 20, scale=2, tile=64)  # PreNet on the 200×136 input (it passes through at scale 1)
+    assert len(seen) >= 12  # 4 × 3 tiles
+    out = jpegplus.decode(jpegplus.encode(image, 80, scale=1, tile=64), tile=64)  # PostNet on a 200×136 file
     assert out.size == (200, 136)
-    assert len(seen) >= 2 * 12  # 4 × 3 tiles each way
+    assert len(seen) >= 2 * 12
     from jpegplus.bundle import default_bundle
 
-    bound = 64 + 2 * max(tiling.halo(net, 1) for net in default_bundle().nets.values())
+    bound = 64 + 2 * max(tiling.halo(net, s) for net in default_bundle().nets.values() for s in (1, 2))
     assert max(max(s) for s in seen) <= bound
 
 

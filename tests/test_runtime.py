@@ -66,6 +66,36 @@ def test_export_round_trip_of_untrained_networks(cls, tmp_path):
 
 
 
+def test_a_prenet_passing_through_at_scale_1_has_no_graph_there_and_is_skipped(tmp_path, photo):
+    """PreNet(identity_scales=[1]) returns its input at scale 1 and stays the learned downsampler at scale 2;
+    its config rebuilds it, its export has no scale-1 graph, and both runtimes and run_tiled pass the image
+    through untouched (run_tiled hands back the very array: no float round trip)."""
+    from jpegplus.models import build
+
+    torch.manual_seed(0)
+    learned = PreNet().eval()
+    for p in learned.parameters():
+        p.data.normal_(0, 0.05)
+    net = build("PreNet", {**learned.config, "identity_scales": [1]}).eval()
+    net.load_state_dict(learned.state_dict())  # the same tensors: the scale-1 head stays, unused
+    assert net.config["identity_scales"] == [1] and "identity_scales" not in learned.config  # older configs keep their form
+    with pytest.raises(ValueError, match="scale 1 only"):
+        PreNet(identity_scales=[2])
+    graphs = export_onnx(net, tmp_path, "pre")
+    assert [g.scale for g in graphs] == [2]
+    onnx_net = runtime.OnnxNet.of(tmp_path, graphs, identity_scales=net.config["identity_scales"])
+    x = np.random.default_rng(1).random((2, 3, 48, 80), np.float32)
+    levels = np.array([0.1, 0.7], np.float32)
+    for raw, runner in ((onnx_net, onnx_net), (net, runtime.TorchNet(net))):
+        assert runner.passes_through(1) and not runner.passes_through(2) and runner.reach(1) == 0
+        assert np.array_equal(runner.infer(x, levels, 1), x)
+        want = runtime.TorchNet(learned).infer(x, levels, 2)
+        assert np.abs(runner.infer(x, levels, 2) - want).max() < 1e-4
+        h, w = photo.shape[:2]
+        assert tiling.run_tiled(raw, photo, 0.3, 1, (w, h), multiple=16, upsamples=False) is photo
+    assert not runtime.TorchNet(learned).passes_through(1)
+
+
 def test_the_444_flag_starts_as_a_no_op_and_travels_through_both_runtimes(tmp_path):
     from jpegplus.models import build
     from jpegplus.models.nets import with_chroma_flag
@@ -214,7 +244,8 @@ def test_int8_prenet_stays_within_its_tolerance(bundles, photo, int8_weights):
     float32, _ = bundles
     int8 = load_bundle(int8_weights, runtime="onnx")
     x = tiling.image_to_array(photo)
-    for quality, scale in ((10, 2), (50, 1), (90, 1)):
+    scales = [s for s in (2, 1) if not float32.nets["pre"].passes_through(s)]  # where PreNet is a network
+    for quality, scale in ((10, scales[0]), (50, scales[-1]), (90, scales[-1])):
         level = np.array([quant_level(float32.manifest.tables.tables(quality))], np.float32)
         a, b = (bd.nets["pre"].infer(x, level, scale) for bd in (int8, float32))
         assert 0 < np.abs(a - b).max() and psnr(*(np.clip(y[0], 0, 1) * 255 for y in (a, b))) >= runtime.INT8_MIN_PSNR

@@ -534,16 +534,36 @@ def test_postnet_calibration_feeds_hold_only_their_level_bands_files(band):
         postnet_calibration_feeds(fixtures, 1, count=3, crop=64, band=1, bounds=(1.01,))
 
 
-def test_prenet_check_drops_prenet_at_scale_1_only(fixture_rgb):
-    """training.prenet_check's bundle stores the image itself at scale 1 (up to the requantisation) and keeps the
-    learned downsampler at scale 2: its scale-1 files differ from the shipped ones, its scale-2 files do not."""
+def test_prenet_check_arms_differ_at_scale_1_only(fixture_rgb):
+    """training.prenet_check's two arms (the shipped PreNet's tensors, learned or passing through at scale 1)
+    store the image itself at scale 1 (up to the requantisation) or PreNet's output, and both keep the learned
+    downsampler at scale 2: their scale-1 files differ, their scale-2 files do not."""
     import jpegplus
-    from training.prenet_check import without_scale_one_prenet
+    from training.prenet_check import ARMS, with_prenet_identity_scales
 
     shipped = load_bundle(runtime="torch")
-    bare = without_scale_one_prenet(shipped)
-    assert jpegplus.encode(fixture_rgb, 30, scale=2, bundle=bare) == jpegplus.encode(fixture_rgb, 30, scale=2, bundle=shipped)
-    ours, theirs = (jpegplus.encode(fixture_rgb, 60, scale=1, subsampling="4:2:0", bundle=b) for b in (bare, shipped))
+    learned, bare = (with_prenet_identity_scales(shipped, ARMS[k]) for k in ("learned at scale 1", "identity at scale 1"))
+    assert jpegplus.encode(fixture_rgb, 30, scale=2, bundle=bare) == jpegplus.encode(fixture_rgb, 30, scale=2, bundle=learned)
+    ours, theirs = (jpegplus.encode(fixture_rgb, 60, scale=1, subsampling="4:2:0", bundle=b) for b in (bare, learned))
     assert ours != theirs
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(bare.nets["pre"](x, torch.tensor([0.5]), 1), x)
+    assert not torch.equal(learned.nets["pre"](x, torch.tensor([0.5]), 1), x)
+
+
+def test_export_passes_prenet_through_at_scale_1_on_request(tmp_path, fixture_rgb):
+    """--pre-identity-scales 1 keeps PreNet's tensors, writes no scale-1 graph, and gives a new model id (the id
+    covers configs as well as tensors); both runtimes then encode at scale 1 without a PreNet graph there."""
+    import jpegplus
+    from training import export
+
+    for folder, extra in (("a", []), ("b", ["--pre-identity-scales", "1"])):
+        torch.manual_seed(0)  # the same fresh networks both times
+        export.main(["--out", str(tmp_path / folder), *extra])
+    a, b = read_manifest(tmp_path / "a"), read_manifest(tmp_path / "b")
+    assert a.models["pre"].sha256 == b.models["pre"].sha256 and a.model_id != b.model_id
+    assert b.models["pre"].config["identity_scales"] == [1] and "identity_scales" not in a.models["pre"].config
+    assert [g.scale for g in b.models["pre"].graphs] == [2] and [g.scale for g in a.models["pre"].graphs] == [1, 2]
+    files = {r: jpegplus.encode(fixture_rgb, 60, scale=1, subsampling="4:2:0",
+                                bundle=load_bundle(tmp_path / "b", runtime=r)) for r in ("onnx", "torch")}
+    assert files["onnx"] == files["torch"]

@@ -64,7 +64,8 @@ def test_default_runtime_is_onnx_and_graphs_cover_both_scales(folder):
     for name in ("pre", "post"):
         entry = manifest_of(folder)["models"][name]
         bands = len(entry["config"].get("bounds", [])) + 1  # a BandedPostNet: both scales for every level band
-        assert sorted(entry["onnx"]) == sorted(f"{s}@{b}" if b else s for s in "12" for b in range(bands))
+        scales = [s for s in "12" if int(s) not in entry["config"].get("identity_scales", [])]  # none where it passes through
+        assert sorted(entry["onnx"]) == sorted(f"{s}@{b}" if b else s for s in scales for b in range(bands))
 
 
 def onnx_file(folder: Path, name: str, scale: str = "2") -> Path:
@@ -79,7 +80,7 @@ def test_missing_onnx_graph(folder):
 
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_flipped_byte_in_onnx_graph_is_caught_by_sha256(folder, precision):
-    graph = manifest_of(folder)["models"]["pre"]["onnx"]["1"]
+    graph = manifest_of(folder)["models"]["pre"]["onnx"]["2"]
     path = folder / (graph["int8"]["file"] if precision == "int8" else graph["file"])  # the graph that precision loads
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -98,10 +99,11 @@ def test_onnx_graph_that_does_not_load_even_with_a_matching_hash(folder):
 
 def test_onnx_entry_malformed_or_leaving_the_folder(folder):
     m = manifest_of(folder)
-    m["models"]["pre"]["onnx"]["1"]["file"] = "../" + m["models"]["pre"]["onnx"]["1"]["file"]
+    graph = dict(m["models"]["pre"]["onnx"]["2"])
+    m["models"]["pre"]["onnx"]["2"]["file"] = "../" + graph["file"]
     write_manifest(folder, m)
     expect_error(folder, "not a file name")
-    m["models"]["pre"]["onnx"] = {"3": m["models"]["pre"]["onnx"]["2"]}
+    m["models"]["pre"]["onnx"] = {"3": graph}
     write_manifest(folder, m)
     expect_error(folder, "onnx")
 

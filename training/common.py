@@ -51,6 +51,13 @@ def restore_net(entry: dict) -> torch.nn.Module:
     return net
 
 
+def reconfigured(net: torch.nn.Module, **changes) -> torch.nn.Module:
+    """`net` rebuilt with its config updated by `changes` and its own tensors
+    (e.g. PreNet with identity_scales=[1]), in the same train/eval mode."""
+    again = restore_net({"class": type(net).__name__, "config": {**net.config, **changes}, "state": net.state_dict()})
+    return again.train(net.training)
+
+
 def seed_everything(seed: int):
     random.seed(seed)
     np.random.seed(seed)

@@ -30,7 +30,8 @@ from pathlib import Path
 from jpegplus.bundle import (INT8_FLOAT_CONVS, Ladder, Manifest, TableFamily, export_onnx, load_bundle, quantise_int8,
                              read_manifest, save_net)
 from jpegplus.models import build
-from training.common import load_checkpoint, postnet_calibration_feeds, prenet_calibration_feeds, restore_net
+from training.common import (load_checkpoint, postnet_calibration_feeds, prenet_calibration_feeds, reconfigured,
+                             restore_net)
 
 
 ONNX_NETS = ("pre", "post")
@@ -100,6 +101,9 @@ def main(argv=None):
     ap.add_argument("--int8", metavar="TRAIN_DIR", help="also write int8 PreNet and PostNet graphs, calibrated on "
                                                         "images of this folder (train/; training.int8_check measures "
                                                         "them)")
+    ap.add_argument("--pre-identity-scales", type=int, nargs="*", metavar="SCALE",
+                    help="scales at which PreNet passes its input through (its learned head there kept, unused): "
+                         "1, or none for learned at every scale (default: as the PreNet exported)")
     ap.add_argument("--out", default="weights")
     args = ap.parse_args(argv)
     out = archive = Path(args.out)
@@ -133,6 +137,8 @@ def main(argv=None):
         nets["post"], _ = restore(args.prepost, "post")
     else:
         nets = {"pre": build("PreNet", {}), "post": build("PostNet", {})}
+    if args.pre_identity_scales is not None:
+        nets["pre"] = reconfigured(nets["pre"], identity_scales=args.pre_identity_scales)
     if args.fakecodec:
         nets["fakecodec"], info["fakecodec"] = restore(args.fakecodec, "fakecodec")
     # int8 calibration files come from the base encoder, loaded before --out (perhaps the same folder) is replaced
@@ -144,7 +150,9 @@ def main(argv=None):
         models[k] = dataclasses.replace(models[k], graphs=export_onnx(nets[k], out, k))
     if args.int8:
         models.update({k: with_int8(out, k, models[k], args.int8, encoder) for k in ONNX_NETS})
-    model_id = hashlib.sha256("".join(m.sha256 for m in models.values()).encode()).hexdigest()[:8]
+    # the id names what the networks do: their tensors and their configs (PreNet's identity_scales change it alone)
+    model_id = hashlib.sha256("".join(m.sha256 + json.dumps(m.config, sort_keys=True)
+                                      for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)
     Manifest.from_json(json.loads(json.dumps(manifest.to_json())), out / "manifest.json")  # what loaders will check
     (out / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=1))

@@ -7,7 +7,8 @@ Loss = mean over samples of log(MSE + λ(q)·bpp) (training/losses.rd_loss), MSE
 in 0..255² against the original, λ(q) the real codec's exchange rate at the
 sample's internal quality q (train_prepost.codec_slopes), so PreNet trades
 error for bits at the closed loop's own rate. q is uniform in 1..100 at scale 1
-and 1..SCALE2_MAX_Q at scale 2 (every third step, common.scale_at).
+and 1..SCALE2_MAX_Q at scale 2 (every third step, common.scale_at; every step
+for a PreNet that passes its input through at scale 1, identity_scales).
 
 Every `--eval-every` steps the real cost is measured on fixed val/ crops: real
 libjpeg files (the encoder's requantisation) decoded through the frozen
@@ -72,6 +73,7 @@ def main(argv=None):
     ckpt = load_checkpoint(cfg["out"])
     pre = restore_net(ckpt["models"]["pre"]) if ckpt else shipped["pre"]
     pre.train().requires_grad_(True)
+    only = 2 if 1 in pre.identity_scales else None  # a PreNet that passes through at scale 1 learns at scale 2 alone
     opt = torch.optim.Adam(pre.parameters(), lr=cfg["lr"])
     crops = Crops(cfg["pack"], cfg["crop"], cfg["seed"])
     val = val_crops(cfg["val"], size=128)
@@ -101,7 +103,7 @@ def main(argv=None):
         lr = cosine_lr(cfg["lr"], progress, 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        loss, _, _, scale = surrogate_batch(pre, post, codec, crops, rng, lam_table, cfg["batch"], step)
+        loss, _, _, scale = surrogate_batch(pre, post, codec, crops, rng, lam_table, cfg["batch"], step, only)
         optimiser_step(opt, loss, pre.parameters())
         step += 1
         if step % 25 == 0:

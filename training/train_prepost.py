@@ -57,11 +57,12 @@ def tables_for(qs) -> torch.Tensor:
     return torch.from_numpy(np.stack([FAMILY.tables(int(q)) for q in qs])).float()
 
 
-def surrogate_batch(pre, post, codec, crops: Crops, rng, lam_table: np.ndarray, batch: int, step: int):
+def surrogate_batch(pre, post, codec, crops: Crops, rng, lam_table: np.ndarray, batch: int, step: int,
+                    scale: int | None = None):
     """One batch through PreNet → `codec` (the FakeCodec; None: bypassed, pixel
-    rounding only and no rate) → PostNet at step `step`'s scale, q drawn
+    rounding only and no rate) → PostNet at `scale` (None: step `step`'s, scale_at), q drawn
     uniformly: (loss = rd_loss, per-sample MSE (N,) in 0..255², bits per original pixel (N,), scale)."""
-    scale = scale_at(step)
+    scale = scale or scale_at(step)
     qs = rng.integers(1, (SCALE2_MAX_Q if scale == 2 else 100) + 1, batch)
     tables = tables_for(qs)
     level = torch.tensor([quant_level(t.numpy()) for t in tables])

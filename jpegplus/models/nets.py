@@ -19,11 +19,22 @@ from .blocks import Trunk, bicubic_up2, condition_maps, pixel_unshuffle, trunk_c
 
 class PreNet(nn.Module):
     """Full-size RGB → RGB at 1/scale: a learned residual over the identity
-    (scale 1) or over a 2×2 area downsample (scale 2). One trunk, one head per scale."""
+    (scale 1) or over a 2×2 area downsample (scale 2). One trunk, one head per scale.
 
-    def __init__(self, channels: int = 32, depth: int = 3):
+    `identity_scales`: the scales at which it returns its input unchanged (only 1
+    can be), its learned head there kept but unused; the runtimes skip it there
+    (runtime.OnnxNet.passes_through, TorchNet.passes_through) and training.export
+    writes no graph for it. Model 5ad268ed's PreNet earned nothing at scale 1
+    (training.prenet_check: −0.33 % BD-rate without it on whole val/ images) and
+    cost 26 ms/MP per candidate."""
+
+    def __init__(self, channels: int = 32, depth: int = 3, identity_scales=()):
         super().__init__()
-        self.config = {"channels": channels, "depth": depth}
+        self.identity_scales = tuple(int(s) for s in identity_scales)
+        if set(self.identity_scales) - {1}:
+            raise ValueError(f"PreNet can pass its input through at scale 1 only, not {self.identity_scales}")
+        self.config = {"channels": channels, "depth": depth,
+                       **({"identity_scales": list(self.identity_scales)} if self.identity_scales else {})}
         self.trunk = Trunk(48 + 2, 48, channels, depth)
         self.head2 = nn.Conv2d(channels, 12, 3, padding=1)
         nn.init.zeros_(self.head2.weight)
@@ -33,9 +44,13 @@ class PreNet(nn.Module):
         """Input pixels of context an output pixel depends on, each side: each 3×3
         conv at ¼ resolution reaches 4 pixels, the unshuffle cell 3 more, and the
         2×2 pooling at scale 2 one more."""
+        if scale in self.identity_scales:
+            return 0
         return 4 * trunk_convs(self.trunk) + 3 + (scale - 1)
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, scale: int, full_chroma=None) -> torch.Tensor:
+        if scale in self.identity_scales:
+            return x
         u = pixel_unshuffle(x, 4) - 0.5  # centred input: trains several times faster than 0..1
         flag = torch.full_like(level, float(scale == 2))
         feats = self.trunk.features(torch.cat([u, condition_maps(u, level, flag)], 1))
