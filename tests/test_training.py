@@ -516,6 +516,8 @@ def test_model_card_reads_the_shipped_records_alone(tmp_path):
     total = sum(s["wall_s"] for s in stages.values()) / 60
     assert f"Whole rebuild (all stages incl. the ablation and calibration): {total:.0f} min" in card
     assert "member 0 of a BandedPostNet" in card and "member 1 of a BandedPostNet" in card
+    passes = bool(read_manifest(folder).models["pre"].config.get("identity_scales"))
+    assert ("pre passes its input through unchanged at scale 1" in card) == passes
 
 
 @pytest.mark.parametrize("band", [0, 1])

@@ -51,6 +51,11 @@ def main(argv=None):
         L += ["", "ONNX graphs (what ONNX Runtime runs; `training.export` writes them from the networks above):", "",
               "| network | scale[@level band] | float32 graph | reach (px) | int8 graph |", "|---|---|---|---|---|"]
         L += [f"| {name} | {g.key} | {g.file} | {g.reach} | {g.int8[0] if g.int8 else '—'} |" for name, g in graphs]
+    for name, e in man.models.items():
+        if e.config.get("identity_scales"):
+            L += ["", f"{name} passes its input through unchanged at scale "
+                      f"{', '.join(map(str, e.config['identity_scales']))} (config identity_scales): no graph there, "
+                      "and the encoder skips it (jpegplus/models/nets.py, PreNet)."]
     int8 = load(args.int8_check) if args.int8_check else None
     if int8:
         post_only = int8.get("bd_rate_postnet_only_pct")
