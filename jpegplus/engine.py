@@ -200,8 +200,6 @@ class BatchNets:
 
         from .runtime import TorchNet
 
-        if net.passes_through(scale):
-            return x
         if isinstance(net, TorchNet):
             with torch.inference_mode():
                 flag = None if full_chroma is None else full_chroma.to(x.device)
@@ -213,6 +211,8 @@ class BatchNets:
         import torch
         import torch.nn.functional as F
 
+        if self.pre_net.passes_through(scale):  # the batch itself, as run_tiled hands back its input
+            return list(self.images)
         n, _, h, w = self.x.shape
         padded = F.pad(self.x, (0, -w % MULTIPLE, 0, -h % MULTIPLE), mode="replicate")
         y = self._run(self.pre_net, padded, torch.full((n,), float(level)), scale)
