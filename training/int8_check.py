@@ -9,7 +9,7 @@ the manifest lists none, new ones made by jpegplus.bundle.quantise_int8 into
   expressed in rate);
 - bpp and PSNR change per quality of the whole system;
 - time per megapixel of PreNet alone (at scale 2: the shipped one passes its
-  input through at scale 1; models before 2026-11-28 were timed at scale 1) and of
+  input through at scale 1; models before d33d215b were timed at scale 1) and of
   PostNet alone, float32 and int8, alternating image by image (same load for both).
 
 New graphs are calibrated on train/ crops (never val/), training.export.with_int8.
