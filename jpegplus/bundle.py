@@ -371,17 +371,24 @@ def checked_file(folder: Path, name: str, sha256: str) -> Path:
     return path
 
 
+def onnx_net(entry: NetEntry, paths: dict):
+    """A runtime.OnnxNet of manifest entry `entry` from graph files `paths`
+    {(scale, band): path}: its reaches, level bands and pass-through scales
+    as the entry and its config say (no sha256 check: load_onnx checks)."""
+    from .runtime import OnnxNet
+
+    return OnnxNet(paths, {g.scale: g.reach for g in entry.graphs}, entry.config.get("bounds", ()),
+                   entry.config.get("identity_scales", ()))
+
+
 def load_onnx(folder: Path, entry: NetEntry, precision: str = "int8"):
     """One network as a runtime.OnnxNet from its manifest entry's graphs (each
     sha256-checked): their int8 versions where the manifest lists them and
     `precision` is "int8", else the float32 ones."""
-    from .runtime import OnnxNet
-
     paths = {(g.scale, g.band): checked_file(folder, *(g.int8 if g.int8 and precision == "int8" else (g.file, g.sha256)))
              for g in entry.graphs}
     try:
-        return OnnxNet(paths, {g.scale: g.reach for g in entry.graphs}, entry.config.get("bounds", ()),
-                       entry.config.get("identity_scales", ()))
+        return onnx_net(entry, paths)
     except Exception as e:  # onnxruntime raises its own error types for graphs it cannot load
         raise WeightsError(f"ONNX graph of {entry.file} cannot be loaded ({e}). {FIX_HINT}") from None
 

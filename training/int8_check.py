@@ -29,8 +29,8 @@ from PIL import Image
 from tqdm import tqdm
 
 import jpegplus
-from jpegplus import runtime, segment
-from jpegplus.bundle import INT8_FLOAT_CONVS, load_bundle, weights_dir
+from jpegplus import segment
+from jpegplus.bundle import INT8_FLOAT_CONVS, load_bundle, onnx_net, weights_dir
 from jpegplus.evaluation.metrics import bd_rate, psnr
 from jpegplus.tables import quant_level
 from jpegplus.tiling import image_to_array
@@ -60,9 +60,7 @@ def int8_nets(reference, out: Path, train: str, calibration: int, keep_float) ->
                 (folder / g.file).write_bytes((weights_dir() / g.file).read_bytes())
             keep = {**INT8_FLOAT_CONVS, "post": tuple(keep_float)}
             entry = with_int8(folder, name, entry, train, count=calibration, keep_float=keep[name])
-        bounds, identity = entry.config.get("bounds", ()), entry.config.get("identity_scales", ())
-        nets[name] = tuple(runtime.OnnxNet({(g.scale, g.band): folder / f for g, f in files},
-                                           {g.scale: g.reach for g in entry.graphs}, bounds, identity)
+        nets[name] = tuple(onnx_net(entry, {(g.scale, g.band): folder / f for g, f in files})
                            for files in ([(g, g.file) for g in entry.graphs], [(g, g.int8[0]) for g in entry.graphs]))
     return nets
 
