@@ -40,10 +40,12 @@ from .tiling import run_tiled
 MULTIPLE = 16  # full-size tensors are padded to this, so scale 2 keeps 8-px alignment
 # Relative RD-cost gap without PostNet beyond which encode skips the full closed loop. On val/ (14 images ×
 # qualities 1, 4, … 19 and 70, 80, 90: 140 cases with scale 2 or 4:4:4 offered; python -m training.fold_check
-# --every 3): at 0.02, 89 % of choices are made without PostNet and 5 differ from the full loop's (+0.004 % RD
-# cost); at 0.05, 71 % and 1 (+0.001 %); at 0 (the proxy alone), 12 (+0.019 %). 0.02: with 4:4:4 offered at
-# high qualities, the full loop's PostNet runs made encoding at quality 90 cost 1.2 s per megapixel.
-FOLD_MARGIN = 0.02
+# --every 3, model d33d215b): at 0.05, 72 % of choices are made without PostNet and 2 differ from the full loop's
+# (+0.001 % RD cost); at 0.02, 91 % and 8 (+0.006 %); at 0 (the proxy alone), 13 (+0.019 %). 0: no encode runs
+# PostNet. At 0.02 half the Kodak images ran it on both candidates at quality 90; at 0 (a ladder recalibrated
+# for it) quality-90 encodes took 363 → 201 ms/MP on Kodak (mean), and Kodak's BD-rate read −37.8 / −29.4 / −29.8 %
+# against −37.8 / −29.3 / −29.8 at 0.02 (docs/history.md, model d33d215b).
+FOLD_MARGIN = 0.0
 ROWS = 256     # rows per chunk when comparing or converting whole images (bounded memory)
 # A PostNet that reads the 4:4:4 flag (shipped from model 739a1da7) restores 4:4:4 files whole. On 21 val/
 # images stored as 4:4:4 files (python -m training.check_444 --every 2), whole / luma alone, dB over the plain
@@ -91,10 +93,11 @@ def candidates(row: LadderRow, size: tuple[int, int], scale: int | None = None,
     return options
 
 
-def proxy_decides(costs: np.ndarray, margin: float = FOLD_MARGIN) -> np.ndarray:
+def proxy_decides(costs: np.ndarray, margin: float | None = None) -> np.ndarray:
     """The fold's rule. costs: (candidates, images) RD costs scored without
-    PostNet. True (per image) where the cheapest costs more than `margin` less
-    than every other, so PostNet need not run to choose."""
+    PostNet. True (per image) where the cheapest costs more than `margin`
+    (None: FOLD_MARGIN) less than every other, so PostNet need not run to choose."""
+    margin = FOLD_MARGIN if margin is None else margin
     ranked = np.sort(np.asarray(costs, float), axis=0)
     return ranked[1] > ranked[0] * (1 + margin)
 
@@ -307,7 +310,8 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
 
     fold=True first scores the candidates without PostNet (plain decode, bicubic
     ×2 at scale 2): where one costs FOLD_MARGIN less than every other, it is kept
-    without running PostNet on any; only close calls get the full closed loop.
+    without running PostNet on any; only close calls (at margin 0, exact ties)
+    get the full closed loop.
     fold=False always runs it (training/fold_check.py measures the difference)."""
     h, w = nets.images[0].shape[:2]
     row = bundle.manifest.ladder.row(quality)

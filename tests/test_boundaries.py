@@ -190,6 +190,31 @@ def test_rd_cost_is_mse_plus_lambda_bpp():
     assert engine.rd_cost(10.0, 1000, 100 * 80, 4.0) == pytest.approx(10.0 + 4.0 * 8 * 1000 / 8000)
 
 
+def test_encode_runs_no_postnet_to_choose_between_candidates(monkeypatch):
+    """FOLD_MARGIN is 0: the plain decode's cost decides every choice (but an
+    exact tie), so an encode that tries scale ½ or 4:4:4 never runs PostNet."""
+    from jpegplus.bundle import default_bundle
+
+    rgb = np.asarray(Image.open(FIXTURES / "val0.png").convert("RGB"))
+    ladder = default_bundle().manifest.ladder
+    offered = [next(q for q in range(1, 101) if ladder.row(q).q2 > 0),  # scale 1 against scale ½
+               next(q for q in range(1, 101) if ladder.row(q).q444 > 0)]  # 4:2:0 against 4:4:4
+    runs = []  # how many files each PostNet run restored
+
+    def reconstruct(nets, files, *args):
+        runs.append(len(files))
+        return [np.zeros_like(rgb)] * len(files)
+
+    monkeypatch.setattr(engine, "reconstruct", reconstruct)
+    for q in offered:
+        assert len(engine.candidates(ladder.row(q), rgb.shape[1::-1])) == 2
+        jpegplus.encode(rgb, q)
+    assert runs == []
+    monkeypatch.setattr(engine, "FOLD_MARGIN", 1e9)  # the premise: with every call close, the full loop runs
+    jpegplus.encode(rgb, offered[0])
+    assert runs == [1, 1]
+
+
 def test_fold_decides_only_when_the_best_is_clear_of_every_other():
     costs = np.array([[100.0, 100.0, 100.0], [106.0, 104.0, 200.0], [300.0, 300.0, 104.0]])  # 3 candidates × 3 images
     assert engine.proxy_decides(costs, 0.05).tolist() == [True, False, False]

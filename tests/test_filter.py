@@ -98,13 +98,15 @@ def test_torch_single_image_grey_and_dtypes(photos):
 
 
 def switch_lambda(bundle, image, quality) -> float:
-    """The λ above which the closed loop picks scale 2 for `image` (inf if never)."""
+    """The λ above which the closed loop picks scale 2 for `image` (inf if never),
+    scored as the fold scores it: the plain decode (engine.FOLD_MARGIN is 0, so
+    its proxy decides every choice but an exact tie)."""
     rgb = np.asarray(image.convert("RGB"))
     nets = engine.TiledNets(bundle, [rgb])
     cost = []
     for candidate in engine.candidates(bundle.manifest.ladder.row(quality), image.size):
         [data] = engine.encode_candidate(bundle, nets, False, candidate, {})
-        [rec] = engine.reconstruct(nets, [data], candidate.scale, image.size)
+        rec = engine.plain_image(data, candidate.scale, image.size)
         cost.append((engine.squared_error(rec, rgb), 8 * len(data) / (rgb.shape[0] * rgb.shape[1])))
     (m1, b1), (m2, b2) = cost
     return (m2 - m1) / (b1 - b2) if b1 > b2 else float("inf")
