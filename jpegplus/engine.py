@@ -40,11 +40,11 @@ from .tiling import run_tiled
 MULTIPLE = 16  # full-size tensors are padded to this, so scale 2 keeps 8-px alignment
 # Relative RD-cost gap without PostNet beyond which encode skips the full closed loop. On val/ (14 images ×
 # qualities 1, 4, … 19 and 70, 80, 90: 140 cases with scale 2 or 4:4:4 offered; python -m training.fold_check
-# --every 3, model d33d215b): at 0.05, 72 % of choices are made without PostNet and 2 differ from the full loop's
-# (+0.001 % RD cost); at 0.02, 91 % and 8 (+0.006 %); at 0 (the proxy alone), 13 (+0.019 %). 0: no encode runs
+# --every 3, model b6096d0d): at 0.05, 72 % of choices are made without PostNet and 2 differ from the full loop's
+# (+0.001 % RD cost); at 0.02, 90 % and 9 (+0.007 %); at 0 (the proxy alone), 13 (+0.017 %). 0: no encode runs
 # PostNet. At 0.02 half the Kodak images ran it on both candidates at quality 90; at 0 (a ladder recalibrated
 # for it) quality-90 encodes took 363 → 201 ms/MP on Kodak (mean), and Kodak's BD-rate read −37.8 / −29.4 / −29.8 %
-# against −37.8 / −29.3 / −29.8 at 0.02 (docs/history.md, model d33d215b).
+# against −37.8 / −29.3 / −29.8 at 0.02 (docs/history.md, model d33d215b's networks).
 FOLD_MARGIN = 0.0
 ROWS = 256     # rows per chunk when comparing or converting whole images (bounded memory)
 # A PostNet that reads the 4:4:4 flag (shipped from model 739a1da7) restores 4:4:4 files whole. On 21 val/
