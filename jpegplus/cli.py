@@ -120,7 +120,7 @@ def describe(data: bytes) -> dict:
     except SegmentError as e:
         problem = str(e)
     facts["jpegplus"] = {"version": head.version, "scale": head.scale, "size": [head.width, head.height],
-                         "grey": head.grey, "model_id": head.model_id, "intact": problem is None,
+                         "grey": head.grey, "as_stored": head.as_stored, "model_id": head.model_id, "intact": problem is None,
                          "transcoded": how == "image"}
     if problem:
         facts["jpegplus"]["error"] = problem
@@ -141,7 +141,7 @@ def info_line(path: str, f: dict) -> str:
     layout = ("progressive" if f["progressive"] else "baseline") + (f" {f['subsampling']}" if f["subsampling"] else "")
     return (f"{path}: jpegplus v{j['version']} {layout}, {f['bytes']:,} bytes, {j['size'][0]}x{j['size'][1]} "
             f"{'L' if j['grey'] else 'RGB'} stored as {w}x{h} (scale {j['scale']}), model {j['model_id']}, "
-            f"{f['bpp']} bpp, {state}")
+            f"{f['bpp']} bpp{', shown as stored' if j.get('as_stored') else ''}, {state}")
 
 
 def cmd_info(args) -> int:

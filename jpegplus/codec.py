@@ -91,7 +91,7 @@ def encode(image, quality: int | None = None, *, target_size: int | None = None,
     bundle = resolve(bundle)
     nets = engine.TiledNets(bundle, [prep.rgb], tile)
     return engine.encode(bundle, nets, prep.grey, quality, scale, meta, progressive=progressive,
-                         subsampling=subsampling)[0].data
+                         subsampling=subsampling, bilevel=prep.bilevel)[0].data
 
 
 def save(image, fp, quality: int | None = None, **options) -> None:

@@ -72,15 +72,27 @@ class Candidate:
     subsampling: str = "4:2:0"
 
 
+def shows_as_stored(bilevel: bool, scale: int | None) -> bool:
+    """Whether an image is coded to be shown as stored (segment.AS_STORED, scale
+    1, no PostNet at decode): black-and-white inputs (Pillow's mode 1, usually
+    dithered), unless scale 2 is forced. PostNet learnt from photos; on dithered
+    val/ images it takes the plain decode from 21.5 / 30.7 / 41.6 dB to 20.1 /
+    28.4 / 36.2 at quality 10 / 50 / 90 (README, Limits)."""
+    return bilevel and scale != 2
+
+
 def candidates(row: LadderRow, size: tuple[int, int], scale: int | None = None,
-               grey: bool = False, subsampling: str | None = None) -> list[Candidate]:
+               grey: bool = False, subsampling: str | None = None, bilevel: bool = False) -> list[Candidate]:
     """What the encoder tries for an image of `size` (w, h) pixels: scale 1;
     scale 2 where the row offers it (q2 > 0) and the short side is at least
     2·MULTIPLE; scale 1 with 4:4:4 chroma where the row offers it (q444 > 0)
     and the image is in colour. A forced `scale` keeps that scale's candidates
     (scale 2: 4:2:0 at q2, or q1 where the row has no q2); a forced
     `subsampling` "4:2:0" drops 4:4:4. Both forced, (1, "4:4:4") is the 4:4:4
-    candidate alone (rate control probes it)."""
+    candidate alone (rate control probes it). Images shown as stored (shows_as_stored)
+    are coded at scale 1."""
+    if shows_as_stored(bilevel, scale):
+        scale = 1
     if scale is not None and subsampling == "4:4:4":
         return [Candidate(1, row.q444 or row.q1, "4:4:4")]
     if scale == 2:
@@ -277,14 +289,15 @@ def encode_stored(bundle: Bundle, stored: np.ndarray, tables: np.ndarray, head: 
 
 
 def encode_candidate(bundle: Bundle, nets, grey: bool, candidate: Candidate, meta: dict,
-                     progressive: bool | None = None) -> list[bytes]:
+                     progressive: bool | None = None, as_stored: bool = False) -> list[bytes]:
     """The jpegplus file of each of `nets.images` (one size) at one candidate;
     `meta` is Pillow's metadata save options (jpegplus.metadata), `progressive`
-    the layout (see encode_stored)."""
+    the layout (see encode_stored); `as_stored` (scale 1) marks the files to be
+    shown without PostNet (segment.AS_STORED)."""
     h, w = nets.images[0].shape[:2]
     tables = bundle.manifest.tables.tables(candidate.quality, candidate.subsampling)
     sw, sh = stored_size((w, h), candidate.scale)
-    head = seg.Segment(candidate.scale, w, h, sw, sh, bundle.model_id, grey)
+    head = seg.Segment(candidate.scale, w, h, sw, sh, bundle.model_id, grey, as_stored=as_stored)
     stored = nets.pre(quant_level(tables), candidate.scale, (sw, sh))
     return [encode_stored(bundle, to_grey(s) if grey else s, tables, head, meta, progressive, candidate.subsampling)
             for s in stored]
@@ -300,7 +313,7 @@ class Coded:
 
 def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, meta: dict, *,
            keep_rec: bool = False, progressive: bool | None = None, subsampling: str | None = None,
-           fold: bool = True) -> list[Coded]:
+           fold: bool = True, bilevel: bool = False) -> list[Coded]:
     """Encode each of `nets.images` (uint8 (H, W, 3), one size) at user quality
     1..100: every candidate the ladder row offers, and per image the one with
     the lowest MSE + λ·bpp. keep_rec=True also returns each chosen file's
@@ -312,10 +325,11 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
     ×2 at scale 2): where one costs FOLD_MARGIN less than every other, it is kept
     without running PostNet on any; only close calls (at margin 0, exact ties)
     get the full closed loop.
-    fold=False always runs it (training/fold_check.py measures the difference)."""
+    fold=False always runs it (training/fold_check.py measures the difference).
+    bilevel=True (Pillow's mode 1): see shows_as_stored."""
     h, w = nets.images[0].shape[:2]
     row = bundle.manifest.ladder.row(quality)
-    options = candidates(row, (w, h), scale, grey, subsampling)
+    options = candidates(row, (w, h), scale, grey, subsampling, bilevel)
     everyone = list(range(len(nets.images)))
     files = [None] * len(options)  # per candidate, each image's file
     kept = {}  # (candidate, image) → reconstruction, kept for keep_rec only
@@ -337,7 +351,8 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
 
     def first_pass(k: int) -> list[float] | None:
         """Candidate k's files and, where the fold scores several candidates, their costs without PostNet."""
-        files[k] = encode_candidate(bundle, nets, grey, options[k], meta, progressive)
+        files[k] = encode_candidate(bundle, nets, grey, options[k], meta, progressive,
+                                    shows_as_stored(bilevel, scale))
         return costs_of(k, plain, everyone) if fold and len(options) > 1 else None
 
     each = range(len(options))
@@ -370,11 +385,13 @@ def encode(bundle: Bundle, nets, grey: bool, quality: int, scale: int | None, me
 @dataclass(frozen=True)
 class Stored:
     """A decoded JPEG as PostNet takes it: its pixels uint8 RGB (h, w, 3), the
-    quantisation level of its tables (what conditions PostNet), and whether
-    its chroma is stored at full resolution (4:4:4)."""
+    quantisation level of its tables (what conditions PostNet), whether its
+    chroma is stored at full resolution (4:4:4), and whether its segment asks
+    for it as it is (segment.AS_STORED)."""
     pixels: np.ndarray
     level: float
     full_chroma: bool = False
+    as_stored: bool = False
 
 
 def stored_pixels(im: Image.Image) -> Stored:
@@ -383,7 +400,8 @@ def stored_pixels(im: Image.Image) -> Stored:
         level = quant_level(read_tables(im))
     except ValueError as e:
         raise JpegPlusError(f"cannot enhance this JPEG: {e}") from None
-    return Stored(np.asarray(im if im.mode == "RGB" else im.convert("RGB")), level, subsampling_of(im) == "4:4:4")
+    return Stored(np.asarray(im if im.mode == "RGB" else im.convert("RGB")), level, subsampling_of(im) == "4:4:4",
+                  seg.asks_as_stored(im))
 
 
 def own_file(data: bytes) -> Stored:
@@ -411,8 +429,11 @@ def with_chroma_of(rec: np.ndarray, stored: np.ndarray) -> np.ndarray:
 def postnet_use(stored: Stored, scale: int, takes_chroma: bool = False) -> str:
     """How PostNet restores a decoded file: "whole"; "luma" (its luma, the file's
     own chroma: a 4:4:4 file finer than KEEP_444_CHROMA_BELOW); or "none" (the
-    plain decode: a 4:4:4 file finer than SKIP_444_POSTNET_BELOW). A PostNet
-    that takes the 4:4:4 flag (takes_chroma) restores every file whole."""
+    plain decode: a file whose segment asks for it as stored, or a 4:4:4 file
+    finer than SKIP_444_POSTNET_BELOW). A PostNet that takes the 4:4:4 flag
+    (takes_chroma) restores every other file whole."""
+    if stored.as_stored:
+        return "none"
     if takes_chroma or scale != 1 or not stored.full_chroma or stored.level >= KEEP_444_CHROMA_BELOW:
         return "whole"
     return "luma" if stored.level >= SKIP_444_POSTNET_BELOW else "none"

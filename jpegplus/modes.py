@@ -27,10 +27,12 @@ ARRAY_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels of an (H, W, C)
 @dataclass
 class Prepared:
     """An input ready to encode. rgb: uint8 (H, W, 3) for the networks, or None
-    when `plain` (a PIL image to write as plain JPEG) is set instead."""
+    when `plain` (a PIL image to write as plain JPEG) is set instead; bilevel:
+    the input was black and white (mode 1; engine.encode stores it as is)."""
     rgb: np.ndarray | None
     grey: bool
     plain: Image.Image | None = None
+    bilevel: bool = False
 
 
 def refuse(mode: str) -> UnsupportedModeError:
@@ -52,7 +54,7 @@ def from_pil(image: Image.Image) -> Prepared:
     image.load()
     if mode in GREY_MODES:
         grey = np.asarray(image.convert("L"))
-        return Prepared(np.repeat(grey[:, :, None], 3, 2), True)
+        return Prepared(np.repeat(grey[:, :, None], 3, 2), True, bilevel=mode == "1")
     # asarray of an RGB image is already a fresh (H, W, 3) array: no second copy
     return Prepared(np.asarray(image if mode == "RGB" else image.convert("RGB")), False)
 

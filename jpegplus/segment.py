@@ -5,7 +5,10 @@ Layout (big-endian), after the marker FF E9 and its 2-byte length:
                     start with "JP" as JUMBF)
     u8  version     1 or 2 (FORMAT_VERSION, 2, is what this version writes)
     u8  scale       1 or 2: stored size = ceil(original / scale)
-    u16 flags       bit 0: the original was greyscale
+    u16 flags       bit 0: the original was greyscale; bit 1 (AS_STORED, scale 1
+                    only): show the stored image as it is, without PostNet
+                    (what the encoder writes for black-and-white inputs, on
+                    which PostNet, trained on photos, loses; engine.postnet_use)
     u32 width, u32 height               original size in pixels
     u32 stored_width, u32 stored_height  size of the JPEG image itself
     8s  model_id    first 8 hex digits naming the weights that wrote the file
@@ -69,6 +72,7 @@ _BODIES = {1: struct.Struct(">BBHIIII8sI"), 2: struct.Struct(">BBHIIII8sII")}
 _BODY = _BODIES[FORMAT_VERSION]
 CHECK_BYTES = {1: 4, 2: 8}  # the check values at the end of each version's payload
 GREY = 1
+AS_STORED = 2
 ROWS = 1024  # rows of pixels hashed at a time (bounded memory on huge images)
 
 
@@ -84,10 +88,12 @@ class Segment:
     coding_crc: int = 0
     image_crc: int = 0  # version 2 only
     version: int = FORMAT_VERSION
+    as_stored: bool = False
 
     def payload(self) -> bytes:
         """The APP9 payload (identifier and fields), without marker and length."""
-        fields = (self.version, self.scale, GREY if self.grey else 0, self.width, self.height,
+        flags = (GREY if self.grey else 0) | (AS_STORED if self.as_stored else 0)
+        fields = (self.version, self.scale, flags, self.width, self.height,
                   self.stored_width, self.stored_height, self.model_id.encode("ascii")[:8].ljust(8, b"0"),
                   self.coding_crc)
         if self.version >= 2:
@@ -122,17 +128,20 @@ def parse(payload: bytes) -> Segment:
     if len(body) != layout.size:
         raise SegmentError(f"jpegplus segment has {len(body)} bytes, expected {layout.size}")
     version, scale, flags, w, h, sw, sh, model, coding, *image = layout.unpack(body)
-    if flags & ~GREY:
+    if flags & ~(GREY | AS_STORED):
         raise SegmentError(f"jpegplus segment has unknown flags {flags:#06x}")
     if scale not in (1, 2):
         raise SegmentError(f"jpegplus segment has scale {scale}")
+    if flags & AS_STORED and scale != 1:
+        raise SegmentError(f"jpegplus segment asks for the stored image as it is at scale {scale}")
     if min(w, h, sw, sh) < 1 or sw != -(-w // scale) or sh != -(-h // scale):
         raise SegmentError(f"jpegplus segment sizes are inconsistent: {w}x{h} at scale {scale} stored as {sw}x{sh}")
     try:
         model_id = model.decode("ascii")
     except UnicodeDecodeError as e:
         raise SegmentError("jpegplus segment model id is not ASCII") from e
-    return Segment(scale, w, h, sw, sh, model_id, bool(flags & GREY), coding, image[0] if image else 0, version)
+    return Segment(scale, w, h, sw, sh, model_id, bool(flags & GREY), coding, image[0] if image else 0, version,
+                   bool(flags & AS_STORED))
 
 
 # ---------------------------------------------------------------- the file's structure
@@ -281,6 +290,16 @@ def find(applist) -> bytes | None:
         if name == "APP9" and is_segment(payload):
             return payload
     return None
+
+
+def asks_as_stored(im: Image.Image) -> bool:
+    """Whether an opened JPEG's own jpegplus segment (if it has a well-formed one)
+    asks for its stored image as it is (AS_STORED)."""
+    payload = find(getattr(im, "applist", None))
+    try:
+        return payload is not None and parse(payload).as_stored
+    except SegmentError:
+        return False
 
 
 def trusted(im: Image.Image, data: bytes | None = None) -> Segment | None:

@@ -196,12 +196,14 @@ def encode(image, goal: Goal, *, scale: int | None = None, progressive: bool | N
 
     def kinds(quality: int) -> tuple:
         row = bundle.manifest.ladder.row(quality)
-        return tuple((c.scale, c.subsampling) for c in engine.candidates(row, size, scale, prep.grey, subsampling))
+        return tuple((c.scale, c.subsampling) for c in engine.candidates(row, size, scale, prep.grey, subsampling,
+                                                                       prep.bilevel))
 
     def trial(quality: int, forced: tuple | None) -> Trial:
         s, sub = forced or (scale, subsampling)
         coded = engine.encode(bundle, nets, prep.grey, quality, s, meta,
-                              keep_rec=goal.psnr is not None, progressive=progressive, subsampling=sub)[0]
+                              keep_rec=goal.psnr is not None, progressive=progressive, subsampling=sub,
+                              bilevel=prep.bilevel)[0]
         psnr = None if coded.rec is None else psnr_of(engine.image_error(coded.rec, prep.rgb, prep.grey))
         return Trial(quality, stored_kind(coded.data), coded.data, psnr, forced is not None)
 

@@ -255,19 +255,21 @@ def test_info_lines_and_json(tree, capsys):
     damaged = bytearray((tree / "half.jpg").read_bytes())
     damaged[-20] ^= 0xFF
     (tree / "damaged.jpg").write_bytes(bytes(damaged))
-    files = [str(tree / n) for n in ("half.jpg", "plain.jpg", "damaged.jpg")]
+    jpegplus.save(src.convert("1"), tree / "bw.jpg", 60)
+    files = [str(tree / n) for n in ("half.jpg", "plain.jpg", "damaged.jpg", "bw.jpg")]
     assert cli.main(["info", *files]) == 0
     lines = capsys.readouterr().out.splitlines()
     model = jpegplus.bundle.default_bundle().model_id
     assert "192x128 RGB stored as 96x64 (scale 2)" in lines[0] and f"model {model}" in lines[0]
-    assert lines[0].endswith("intact")
+    assert lines[0].endswith("intact") and "shown as stored" not in lines[0]
     assert "plain JPEG" in lines[1] and "192x128" in lines[1]
     assert "NOT intact" in lines[2]
+    assert "192x128 L stored as 192x128 (scale 1)" in lines[3] and "shown as stored, intact" in lines[3]
     assert cli.main(["info", "--json", files[0]]) == 0
     [record] = json.loads(capsys.readouterr().out)
     size = (tree / "half.jpg").stat().st_size
     assert record["jpegplus"] == {"version": 2, "scale": 2, "size": [192, 128], "grey": False,
-                                  "model_id": model, "intact": True, "transcoded": False}
+                                  "as_stored": False, "model_id": model, "intact": True, "transcoded": False}
     assert record["bytes"] == size and record["stored_size"] == [96, 64] and record["subsampling"] == "4:2:0"
     assert record["bpp"] == pytest.approx(8 * size / (192 * 128), abs=1e-4)
 

@@ -165,6 +165,16 @@ def test_lying_sizes_are_not_trusted(file):
     decode_plain_with_warning(resealed(file, width=80, height=48, stored_width=40, stored_height=24),
                               "stored image is 40x24")
     decode_plain_with_warning(resealed(file, grey=True), "grey")
+    # Shown as stored is for scale 1 only: a scale-2 file has to be upsampled.
+    decode_plain_with_warning(resealed(file, as_stored=True), "as it is at scale 2")
+
+
+def test_unknown_flags_are_not_trusted(file):
+    start, end = segment_span(file)
+    payload = bytearray(file[start:end])
+    flags = len(seg.IDENT) + 2  # version, scale, then the u16 flags
+    payload[flags:flags + 2] = struct.pack(">H", 4)
+    decode_plain_with_warning(with_payload(file, bytes(payload)), "unknown flags 0x0004")
 
 
 def test_reencoded_keeping_the_segment(file):
