@@ -120,8 +120,8 @@ def describe(data: bytes) -> dict:
     except SegmentError as e:
         problem = str(e)
     facts["jpegplus"] = {"version": head.version, "scale": head.scale, "size": [head.width, head.height],
-                         "grey": head.grey, "as_stored": head.as_stored, "model_id": head.model_id, "intact": problem is None,
-                         "transcoded": how == "image"}
+                         "grey": head.grey, "as_stored": head.as_stored, "model_id": head.model_id,
+                         "intact": problem is None, "transcoded": how == "image"}
     if problem:
         facts["jpegplus"]["error"] = problem
     facts["bpp"] = round(8 * len(data) / (head.width * head.height), 4)

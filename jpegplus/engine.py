@@ -75,9 +75,9 @@ class Candidate:
 def shows_as_stored(bilevel: bool, scale: int | None) -> bool:
     """Whether an image is coded to be shown as stored (segment.AS_STORED, scale
     1, no PostNet at decode): black-and-white inputs (Pillow's mode 1, usually
-    dithered), unless scale 2 is forced. PostNet learnt from photos; on dithered
-    val/ images it takes the plain decode from 21.5 / 30.7 / 41.6 dB to 20.1 /
-    28.4 / 36.2 at quality 10 / 50 / 90 (README, Limits)."""
+    dithered), unless scale 2 is forced. PostNet learnt from photos; on 6
+    dithered val/ images it takes the stored image from 21.6 / 30.8 / 41.7 dB
+    to 20.2 / 28.6 / 36.5 at quality 10 / 50 / 90 (tests/bilevel_check.py)."""
     return bilevel and scale != 2
 
 

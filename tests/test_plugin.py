@@ -139,6 +139,18 @@ def test_codec_works_while_registered(registered, photo):
 
 # ---------------------------------------------------------------- jpegplus images behave
 
+def test_black_and_white_opens_as_stored(photo, registered):
+    # A mode-1 image that jpegplus.encode wrote shown-as-stored (the plugin leaves mode 1 to Pillow's writer):
+    # opening it through the plugin gives the stored image itself (no PostNet), in Pillow's mode for it.
+    data = jpegplus.encode(photo.convert("1"), 80)
+    assert seg.of_bytes(data).as_stored
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "L"
+        out = np.asarray(im)
+    with pillow_only():
+        assert np.array_equal(out, np.asarray(Image.open(io.BytesIO(data))))
+
+
 @pytest.fixture(scope="module")
 def half_file(photo):
     return jpegplus.encode(photo, 60, scale=2)
