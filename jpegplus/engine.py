@@ -77,7 +77,7 @@ def shows_as_stored(bilevel: bool, scale: int | None) -> bool:
     1, no PostNet at decode): black-and-white inputs (Pillow's mode 1, usually
     dithered), unless scale 2 is forced. PostNet learnt from photos; on 6
     dithered val/ images it takes the stored image from 21.6 / 30.8 / 41.7 dB
-    to 20.2 / 28.6 / 36.5 at quality 10 / 50 / 90 (tests/bilevel_check.py)."""
+    to 20.1 / 28.1 / 35.8 at quality 10 / 50 / 90 (tests/content_check.py)."""
     return bilevel and scale != 2
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import bilevel_check  # tests/bilevel_check.py
 import check_cost  # tests/check_cost.py
+import content_check  # tests/content_check.py
 import enhance_gain  # tests/enhance_gain.py
 import progressive_bytes  # tests/progressive_bytes.py
 import thumbnails  # tests/thumbnails.py
@@ -41,13 +41,14 @@ def test_enhance_gain(capsys):
     assert gain > 0.2  # PostNet restores Pillow's own files at quality 10
 
 
-def test_bilevel_check(capsys):
-    assert bilevel_check.main([FIXTURES, "-q", "90", "-n", "1"]) == 0
-    shown, post, pillow = (float(x) for x in re.search(r"\| 90 \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|",
-                                                        capsys.readouterr().out).groups())
+def test_content_check(capsys):
+    assert content_check.main([FIXTURES, "-q", "90", "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    shown, post, pillow = (float(x) for x in re.search(r"\| 90 \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", out).groups())
     assert shown > post and shown > pillow - 1  # the stored image beats PostNet's on dithered black and white
+    assert re.search(r"\| chart \| 90 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|", out)
 
 
 def test_missing_folder_is_a_usage_error(tmp_path):
-    for script in (progressive_bytes, thumbnails, check_cost, enhance_gain, bilevel_check):
+    for script in (progressive_bytes, thumbnails, check_cost, enhance_gain, content_check):
         assert script.main([str(tmp_path)]) == 2
