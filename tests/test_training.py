@@ -135,6 +135,18 @@ def test_a_run_can_start_from_shipped_weights(tmp_path):
     unflagged = build("BlockPostNet", {k: v for k, v in shipped.config.items() if k != "chroma_flag"})
     assert not with_chroma_flag(unflagged).stem.weight[:, -1].any()  # a new input starts at zero
 
+    # --context-depth adds zero-initialised residual convolutions at the end of the context path: the same function.
+    depth = len(shipped.context) + 2
+    train_post.main([*args, "--context-depth", str(depth), "--out", out + "d", "--steps", "2", "--lr", "0"])
+    deep = restore_net(load_checkpoint(out + "d")["models"]["post"]).eval()
+    assert deep.config == {**shipped.config, "context_depth": depth}
+    y, level = torch.rand(2, 3, 48, 40), torch.tensor([0.3, 0.7])
+    with torch.no_grad():
+        for scale in (1, 2):
+            torch.testing.assert_close(deep(y, level, scale), shipped.eval()(y, level, scale), rtol=0, atol=1e-6)
+    assert not any(conv.weight.any() for conv in deep.context[len(shipped.context):])
+    assert deep.reach(1) == shipped.reach(1) + 16  # 8 px more context per convolution
+
 
 def test_bf16_on_the_cpu_changes_the_arithmetic_not_the_training(tmp_path):
     """--bf16 runs the CPU steps under bfloat16 autocast (as a GPU always does): the

@@ -124,6 +124,9 @@ def main(argv=None):
             if c.get("film") and not any(r.get("film") for r in before):
                 extra += (f", conditioned scales and shifts of the context path added ({c['film']} level knots, "
                           "zero-initialised: nets.with_film)")
+            if c.get("context_depth") and not any(r.get("context_depth") for r in before):
+                extra += (f", its context path deepened to {c['context_depth']} convolutions (zero-initialised: "
+                          "nets.with_deeper_context)")
             if banded:
                 lo, hi = c["levels"]
                 extra += f", files of quantisation level {lo:g}–{hi:g} only: member {b} of a BandedPostNet"

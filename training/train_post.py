@@ -51,7 +51,7 @@ import torch
 
 from jpegplus.bundle import load_bundle
 from jpegplus.models import build
-from jpegplus.models.nets import BandedPostNet, with_chroma_flag, with_film
+from jpegplus.models.nets import BandedPostNet, with_chroma_flag, with_deeper_context, with_film
 from jpegplus.tables import quant_level, standard_tables
 from training.common import (FAMILY, REQUANT, add_loop_args, batch_to_tensor, cosine_lr, Crops, load_checkpoint, load_pack,
                              optimiser_step, real_jpeg, restore_net, sample_tables, save_checkpoint, start_run)
@@ -181,6 +181,9 @@ def main(argv=None):
     ap.add_argument("--film", type=int, default=0, metavar="KNOTS",
                     help="a new run's PostNet also gets conditioned per-layer scales and shifts (nets.with_film: "
                          "zero-initialised), KNOTS knots of the level")
+    ap.add_argument("--context-depth", type=int, default=0, metavar="N",
+                    help="a new run's PostNet gets N residual convolutions in its context path, the added ones "
+                         "zero-initialised (nets.with_deeper_context; 0: as it is)")
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
     ap.add_argument("--init", default=None,
                     help="weights folder whose PostNet a new run starts from (instead of --net/--config from scratch)")
@@ -219,6 +222,8 @@ def main(argv=None):
         post = with_chroma_flag(post)
     if cfg["film"] and not ckpt:
         post = with_film(post, cfg["film"])
+    if cfg["context_depth"] and not ckpt:
+        post = with_deeper_context(post, cfg["context_depth"])
     post = post.to(device).to(memory_format=torch.channels_last).train().requires_grad_(True)
     opt = torch.optim.Adam(post.parameters(), lr=cfg["lr"])
     step, wall = 0, 0.0
