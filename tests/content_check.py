@@ -1,6 +1,6 @@
 """PostNet on content unlike the photos it learnt from, per quality: black-and-white (mode 1) images, which
 jpegplus shows as stored (segment.AS_STORED), and two synthetic colour graphics (a UI mock-up and a chart),
-which it restores as photos. The README's figures for both (Limits).
+which it restores as photos. The README's figures for both ("What this says, honestly").
 
     python tests/content_check.py ../shared/data/val/cid22 -n 6
 
