@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import views as jpegplus_views
 from .errors import WeightsError
 from .requant import requantise
 from .tables import jpegplus_tables
@@ -212,12 +213,15 @@ class OnnxGraph:
 class NetEntry:
     """One network of the manifest: its class (a key of jpegplus.models.MODELS),
     the config that rebuilds it (class(**config)), its safetensors file name and
-    sha256, and its ONNX graphs (none for networks only training runs)."""
+    sha256, its ONNX graphs (none for networks only training runs), and for
+    PostNet how many views decode averages (jpegplus.views; the ladder was
+    calibrated with them)."""
     class_name: str
     config: dict
     file: str
     sha256: str
     graphs: tuple[OnnxGraph, ...] = ()
+    views: int = 1
 
     @classmethod
     def from_json(cls, raw) -> NetEntry:
@@ -236,7 +240,8 @@ class NetEntry:
         if graphs and {(g.scale, g.band) for g in graphs} != {(s, b) for s in {g.scale for g in graphs}
                                                               for b in range(bands)}:
             raise ValueError(f"onnx: one graph per scale and level band ({bands} band(s))")
-        return cls(raw["class"], raw["config"], _file_name(raw.get("file")), raw["sha256"], graphs)
+        return cls(raw["class"], raw["config"], _file_name(raw.get("file")), raw["sha256"], graphs,
+                   jpegplus_views.check(raw.get("views", 1)))
 
     def files(self) -> list[str]:
         """Every file of this network in the weights folder: safetensors, ONNX graphs, their int8 versions."""
@@ -246,6 +251,8 @@ class NetEntry:
         out = {"class": self.class_name, "config": self.config, "file": self.file, "sha256": self.sha256}
         if self.graphs:
             out["onnx"] = {g.key: g.to_json() for g in self.graphs}
+        if self.views != 1:
+            out["views"] = self.views
         return out
 
 
@@ -319,12 +326,14 @@ class Bundle:
     """The loaded networks with the manifest that describes them: `nets` maps a
     name to a runtime.OnnxNet (runtime "onnx") or a torch module in eval mode on
     the CPU (runtime "torch"); `folder` is where they were loaded from (None for
-    networks built in memory)."""
+    networks built in memory); `views`: how many views of each decoded file
+    PostNet restores and averages (jpegplus.views)."""
     manifest: Manifest
     nets: dict
     folder: Path | None = None
     runtime: str = "torch"
     precision: str = "float32"  # "int8" where int8 ONNX graphs run
+    views: int = 1
 
     @property
     def model_id(self) -> str:
@@ -332,7 +341,8 @@ class Bundle:
 
     def __repr__(self) -> str:
         return (f"Bundle(model_id={self.model_id!r}, nets={sorted(self.nets)}, runtime={self.runtime!r}"
-                + (f", precision={self.precision!r})" if self.precision != "float32" else ")"))
+                + (f", precision={self.precision!r}" if self.precision != "float32" else "")
+                + (f", views={self.views})" if self.views != 1 else ")"))
 
     def torch_net(self, name: str, device):
         """Network `name` as a torch module on `device` (the GPU path): the bundle's
@@ -421,12 +431,13 @@ def load_net(folder: Path, entry: NetEntry):
 
 
 def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str | None = None,
-                precision: str | None = None) -> Bundle:
+                precision: str | None = None, views: int | None = None) -> Bundle:
     """Read the manifest and load the named networks, checking each sha256, with
     `runtime` ("onnx" or "torch"; None: runtime.choose, ONNX Runtime where the
     manifest has graphs for all of them and it is installed). ONNX Runtime runs
     the int8 graphs the manifest lists unless `precision` is "float32" (None:
-    runtime.precision(), $JPEGPLUS_PRECISION or "int8").
+    runtime.precision(), $JPEGPLUS_PRECISION or "int8"). PostNet averages
+    `views` views of each file (None: $JPEGPLUS_VIEWS, else the manifest's).
 
     Every failure (missing or damaged manifest or file, wrong hash, a file that
     is not safetensors or ONNX, tensors that do not fit) is a WeightsError whose
@@ -440,6 +451,8 @@ def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str 
     if missing:
         raise WeightsError(f"weights manifest {folder / 'manifest.json'} lacks {', '.join(map(repr, missing))}. "
                            f"{FIX_HINT}")
+    views = jpegplus_views.check(views) if views is not None else \
+        jpegplus_views.from_env(manifest.models["post"].views if "post" in manifest.models else 1)
     runtime = runtime or choose(all(manifest.models[n].graphs for n in names))
     if runtime == "onnx":
         precision = precision or default_precision()
@@ -448,7 +461,7 @@ def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str 
             precision = "float32"
     else:
         nets, precision = {n: load_net(folder, manifest.models[n]) for n in names}, "float32"
-    return Bundle(manifest, nets, folder, runtime, precision)
+    return Bundle(manifest, nets, folder, runtime, precision, views)
 
 
 _lock = threading.Lock()

@@ -36,6 +36,7 @@ from .runtime import one_blas_thread, pool
 from .requant import RGB_TO_YCC, YCC_TO_RGB
 from .tables import quant_level
 from .tiling import run_tiled
+from .views import averaged
 
 MULTIPLE = 16  # full-size tensors are padded to this, so scale 2 keeps 8-px alignment
 # Relative RD-cost gap without PostNet beyond which encode skips the full closed loop. On val/ (14 images ×
@@ -151,7 +152,8 @@ def image_error(rec: np.ndarray, ref: np.ndarray, grey: bool) -> float:
 class TiledNets:
     """PreNet and PostNet on one image at a time, tile by tile (jpegplus.tiling):
     memory bounded by the tile; the bundle's runtime on the CPU, or its torch
-    modules on `device`. `images`: the uint8 (H, W, 3) inputs to encode."""
+    modules on `device`; PostNet averages the bundle's views (jpegplus.views).
+    `images`: the uint8 (H, W, 3) inputs to encode."""
 
     def __init__(self, bundle: Bundle, images=(), tile: int | None = None, device=None):
         if device is None or str(device) == "cpu":
@@ -161,6 +163,7 @@ class TiledNets:
             self.device = device
         self.images = list(images)
         self.tile = tile
+        self.views = bundle.views
 
     def pre(self, level: float, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
         """Each input through PreNet: uint8 (h, w, 3) of `size` (w, h)."""
@@ -178,7 +181,7 @@ class TiledNets:
         `full_chroma`: per image, whether its file is 4:4:4 (None: none is)."""
         flags = full_chroma or [False] * len(stored)
         return [run_tiled(self.post_net, s, level, scale, size, multiple=MULTIPLE // scale, upsamples=True,
-                          tile=self.tile, device=self.device, full_chroma=f)
+                          tile=self.tile, device=self.device, full_chroma=f, views=self.views)
                 for s, level, f in zip(stored, levels, flags)]
 
 
@@ -191,6 +194,7 @@ class BatchNets:
     """PreNet and PostNet on a whole batch at once, untiled, on the batch's device:
     jpegplus.Filter on torch tensors. On the CPU the bundle's own runtime runs
     them (ONNX Runtime by default); on another device (the GPU), its torch modules.
+    PostNet averages the bundle's views (jpegplus.views).
     `x`: torch float (N, 3, H, W) on 8-bit levels (k/255)."""
 
     def __init__(self, bundle: Bundle, x):
@@ -202,6 +206,7 @@ class BatchNets:
             self.pre_net, self.post_net = (runner(bundle.torch_net(k, x.device), x.device) for k in ("pre", "post"))
         self.x = x
         self.images = list(batch_to_images(x))
+        self.views = bundle.views
 
     @property
     def takes_chroma(self) -> bool:
@@ -242,7 +247,8 @@ class BatchNets:
         y = torch.from_numpy(np.stack(stored)).to(self.x.device).permute(0, 3, 1, 2).float() / 255
         y = F.pad(y, (0, -sw % (MULTIPLE // scale), 0, -sh % (MULTIPLE // scale)), mode="replicate")
         flags = None if full_chroma is None else torch.tensor(full_chroma, dtype=torch.float32)
-        rec = self._run(self.post_net, y, torch.tensor(levels, dtype=torch.float32), scale, flags)
+        levels = torch.tensor(levels, dtype=torch.float32)
+        rec = averaged(lambda v: self._run(self.post_net, v, levels, scale, flags), y, self.views, scale)
         return list(batch_to_images(rec[..., :size[1], :size[0]]))
 
 

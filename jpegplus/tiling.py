@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .runtime import runner
+from .views import averaged
 
 ALIGN = 16        # tile origins and halos are multiples of this (input pixels)
 TILE = 1024       # default tile side in input pixels: ~100 MB of activations for PostNet
@@ -67,7 +68,7 @@ def window(src: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 
 def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[int, int], *,
               multiple: int, upsamples: bool, tile: int | None = None, device=None,
-              full_chroma: bool = False) -> np.ndarray:
+              full_chroma: bool = False, views: int = 1) -> np.ndarray:
     """Run network `net` (a runtime.OnnxNet, or a torch module run on `device`,
     default the CPU) at `level` and `scale` over uint8 `src` (H, W, 3) tile by tile
     (`full_chroma`: the file's 4:4:4 flag, for a PostNet that takes it).
@@ -78,7 +79,9 @@ def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[in
     out_size = (out_w, out_h). `tile` is the tile side in input pixels (rounded
     down to a multiple of ALIGN, default TILE); peak float memory is set by it,
     not by the image size. Where the network passes its input through at
-    `scale` (runtime passes_through), `src` itself (out_size must be its size)."""
+    `scale` (runtime passes_through), `src` itself (out_size must be its size).
+    `views`: each tile is the mean of the network's outputs on that many views
+    of it (jpegplus.views)."""
     h, w = src.shape[:2]
     hp, wp = h + (-h % multiple), w + (-w % multiple)
     up, down = (scale, 1) if upsamples else (1, scale)
@@ -98,7 +101,8 @@ def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[in
         for x0 in range(0, wp, step):
             x1 = min(x0 + step, wp)
             wx0, wx1 = max(0, x0 - margin), min(wp, x1 + margin)
-            y = net.infer(image_to_array(window(src, wy0, wy1, wx0, wx1)), levels, scale, flags)
+            y = averaged(lambda v: net.infer(v, levels, scale, flags),
+                         image_to_array(window(src, wy0, wy1, wx0, wx1)), views, scale)
             oy0, ox0 = y0 * up // down, x0 * up // down
             oy1, ox1 = min(y1 * up // down, out_h), min(x1 * up // down, out_w)
             if oy0 >= oy1 or ox0 >= ox1:

@@ -203,6 +203,9 @@ def test_speed_is_measured_in_ms_per_megapixel():
         v = speed[f"{key}_ms_per_mp"]
         assert math.isfinite(v) and 0.1 < v < 100_000
     assert speed["pillow_decode_ms_per_mp"] < speed["jpegplus_decode_ms_per_mp"]
+    from jpegplus.bundle import default_bundle
+
+    assert ("jpegplus_1view_decode_ms_per_mp" in speed) == (default_bundle().views > 1)  # what views cost
 
 
 def test_empty_or_missing_folder_is_an_error(tmp_path, capsys):

@@ -532,6 +532,8 @@ def test_model_card_reads_the_shipped_records_alone(tmp_path):
     assert "member 0 of a BandedPostNet" in card and "member 1 of a BandedPostNet" in card
     passes = bool(read_manifest(folder).models["pre"].config.get("identity_scales"))
     assert ("pre passes its input through unchanged at scale 1" in card) == passes
+    views = read_manifest(folder).models["post"].views
+    assert (f"post restores {views} views of each decoded file" in card) == (views > 1)
 
 
 @pytest.mark.parametrize("band", [0, 1])
@@ -583,3 +585,29 @@ def test_export_passes_prenet_through_at_scale_1_on_request(tmp_path, fixture_rg
     files = {r: jpegplus.encode(fixture_rgb, 60, scale=1, subsampling="4:2:0",
                                 bundle=load_bundle(tmp_path / "b", runtime=r)) for r in ("onnx", "torch")}
     assert files["onnx"] == files["torch"]
+
+
+def test_export_writes_postnet_views_and_keeps_the_bases(tmp_path):
+    """--views goes into the manifest (and the model id: the same tensors decode differently); an export with
+    --post and --base keeps the base's count unless --views says otherwise."""
+    from training import export
+
+    torch.manual_seed(0)
+    export.main(["--out", str(tmp_path / "a")])
+    torch.manual_seed(0)
+    export.main(["--out", str(tmp_path / "b"), "--views", "4"])
+    a, b = read_manifest(tmp_path / "a"), read_manifest(tmp_path / "b")
+    assert (a.models["post"].views, b.models["post"].views) == (1, 4)
+    assert a.models["post"].sha256 == b.models["post"].sha256 and a.model_id != b.model_id
+    assert load_bundle(tmp_path / "b", names=("post",)).views == 4
+    from jpegplus.models.nets import BlockPostNet
+    from training.common import save_checkpoint
+
+    ckpt = str(tmp_path / "post.pt")
+    save_checkpoint(ckpt, 10, {"seed": 0}, {"post": BlockPostNet(channels=4, context=8, detail_depth=1,
+                                                                 context_depth=1)}, None, {"wall_s": 1.0, "runs": []})
+    for extra, want in (([], 4), (["--views", "2"], 2)):
+        export.main(["--out", str(tmp_path / "c"), "--base", str(tmp_path / "b"), "--post", ckpt, *extra])
+        assert read_manifest(tmp_path / "c").models["post"].views == want
+    with pytest.raises(SystemExit):
+        export.main(["--out", str(tmp_path / "c"), "--views", "3"])

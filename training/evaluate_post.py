@@ -10,6 +10,7 @@ side (checkpoints of train_post, or weights folders), on whole val/ images by
 default (val/cid22's are 512×512: the centre crop of 512 is the image):
 
     python -m training.evaluate_post runs/post_A.pt runs/post_B.pt weights
+    python -m training.evaluate_post weights --views 1 2 4 8    # PostNet's views (jpegplus.views)
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from PIL import Image
 
 from jpegplus.bundle import load_bundle
 from jpegplus.tables import quant_level, standard_tables
+from jpegplus.views import COUNTS, averaged
 from training.common import (FAMILY, REQUANT, batch_to_tensor, load_checkpoint, load_pack, real_jpeg,
                              restore_net)
 
@@ -56,12 +58,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def restored(post, pre, crops: np.ndarray):
+def restored(post, pre, crops: np.ndarray, views: int = 1):
     """Per VAL_SETTINGS entry: (name, original, plain decode, PostNet's output),
     float batches (N, 3, H, W) on 0..255 levels, whole numbers except the
     original's exact ones (the plain decode is bicubic ×2 for half-size files:
     PostNet's own base). PostNet runs whole: engine.postnet_use's luma-only and
-    skip rules are not applied. `post` is left in eval mode."""
+    skip rules are not applied; it averages `views` views (jpegplus.views).
+    `post` is left in eval mode."""
     post.eval()
     device = next(post.parameters()).device
     x = batch_to_tensor(crops)
@@ -75,15 +78,17 @@ def restored(post, pre, crops: np.ndarray):
         y = batch_to_tensor(decoded) / 255
         plain = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
         flag = torch.full_like(level, float(subsampling == "4:4:4")).to(device)
-        rec = (post(y.to(device), level.to(device), scale, flag).float().cpu().clamp(0, 1) * 255).round()
+        level = level.to(device)
+        rec = averaged(lambda v: post(v, level, scale, flag).float(), y.to(device), views, scale)
+        rec = (rec.cpu().clamp(0, 1) * 255).round()
         yield name, x, (plain.clamp(0, 1) * 255).round(), rec
 
 
-def gains(post, pre, crops: np.ndarray) -> dict:
+def gains(post, pre, crops: np.ndarray, views: int = 1) -> dict:
     """Mean PSNR gain (dB) of `post` over the plain decode, per VAL_SETTINGS entry (see restored)."""
     was_training = post.training
     out = {name: round(float((psnr(rec, x) - psnr(plain, x)).mean()), 3)
-           for name, x, plain, rec in restored(post, pre, crops)}
+           for name, x, plain, rec in restored(post, pre, crops, views)}
     post.train(was_training)
     return out
 
@@ -103,14 +108,19 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=512, help="centre crop side in pixels (a multiple of 16)")
     ap.add_argument("--weights", default=None, help="weights folder of the frozen PreNet (default: shipped)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--views", type=int, nargs="+", default=[1], choices=COUNTS,
+                    help="views of each file PostNet averages (jpegplus.views): each count is a row of its own "
+                         "(default: 1, the network alone)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     crops = val_crops(args.data, args.n, args.size)
     pre = load_bundle(args.weights, names=("pre",), runtime="torch").nets["pre"]
     for source in args.post:
-        g = gains(load_post(source), pre, crops)
-        print(json.dumps({"post": source, "images": len(crops), "size": args.size, "gain_db": g,
-                          "mean_db": round(float(np.mean(list(g.values()))), 3)}), flush=True)
+        post = load_post(source)
+        for views in args.views:
+            g = gains(post, pre, crops, views)
+            print(json.dumps({"post": source, "views": views, "images": len(crops), "size": args.size,
+                              "gain_db": g, "mean_db": round(float(np.mean(list(g.values()))), 3)}), flush=True)
 
 
 if __name__ == "__main__":

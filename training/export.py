@@ -7,7 +7,7 @@ manifest.json with configs, hashes, the table family and the quality ladder.
     python -m training.export --pre runs/pre_v3.pt --post runs/post_v2c.pt --base weights --out runs/export
 With --post (a training.train_post checkpoint) PostNet is that network, with
 --pre (training.train_pre) PreNet, and the others are copied from --base with
-their training record.
+their training record (and PostNet's views, unless --views says otherwise).
 Without --prepost or --post it writes identity networks (a bootstrap for development).
 Without --ladder it writes the table family of the manifest already in
 --tables-from (default: --base, else the packaged weights) and an identity
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from jpegplus.bundle import (INT8_FLOAT_CONVS, Ladder, Manifest, TableFamily, export_onnx, load_bundle, quantise_int8,
                              read_manifest, save_net)
+from jpegplus import views
 from jpegplus.models import build
 from training.common import (load_checkpoint, postnet_calibration_feeds, prenet_calibration_feeds, reconfigured,
                              restore_net)
@@ -104,12 +105,17 @@ def main(argv=None):
     ap.add_argument("--pre-identity-scales", type=int, nargs="*", metavar="SCALE",
                     help="scales at which PreNet passes its input through (its learned head there kept, unused): "
                          "1, or none for learned at every scale (default: as the PreNet exported)")
+    ap.add_argument("--views", type=int, choices=views.COUNTS,
+                    help="views of each file PostNet averages at decode (jpegplus.views; calibrate the ladder with "
+                         "them; default: as in --base, else 1)")
     ap.add_argument("--out", default="weights")
     args = ap.parse_args(argv)
     out = archive = Path(args.out)
     if archive.suffix == ".tar":
         out = Path(tempfile.mkdtemp()) / archive.stem
         out.mkdir()
+    post_views = args.views or (read_manifest(args.base).models["post"].views if args.base or args.post or args.pre
+                                else 1)
     if args.ladder:
         calibrated = json.loads(Path(args.ladder).read_text())
         tables, ladder = TableFamily.from_json(calibrated["tables"]), Ladder.from_json(calibrated["ladder"])
@@ -150,8 +156,10 @@ def main(argv=None):
         models[k] = dataclasses.replace(models[k], graphs=export_onnx(nets[k], out, k))
     if args.int8:
         models.update({k: with_int8(out, k, models[k], args.int8, encoder) for k in ONNX_NETS})
-    # the id names what the networks do: their tensors and their configs (PreNet's identity_scales change it alone)
-    model_id = hashlib.sha256("".join(m.sha256 + json.dumps(m.config, sort_keys=True)
+    models["post"] = dataclasses.replace(models["post"], views=post_views)
+    # the id names what the networks do: their tensors, their configs (PreNet's identity_scales change it alone)
+    # and PostNet's views
+    model_id = hashlib.sha256("".join(m.sha256 + json.dumps(m.config, sort_keys=True) + f"{m.views}" * (m.views > 1)
                                       for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)
     Manifest.from_json(json.loads(json.dumps(manifest.to_json())), out / "manifest.json")  # what loaders will check

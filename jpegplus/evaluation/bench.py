@@ -352,13 +352,17 @@ def ms_per_megapixel(fn, rgb: np.ndarray, repeat: int) -> float:
 def speed_bundles() -> dict:
     """{label: bundle} whose speed is measured: the default (ONNX Runtime), its
     float32 graphs where the default runs int8 ones (what CPUs without VNNI run),
-    and the same weights through torch when torch is installed (the [torch] path)."""
+    the default with one PostNet view where it averages more (jpegplus.views;
+    $JPEGPLUS_VIEWS=1), and the same weights through torch when torch is
+    installed (the [torch] path)."""
     from ..bundle import default_bundle, load_bundle
     from ..runtime import installed
 
     bundles = {"jpegplus": default_bundle()}
     if bundles["jpegplus"].precision == "int8":
         bundles["jpegplus_float32"] = load_bundle(runtime="onnx", precision="float32")
+    if bundles["jpegplus"].views > 1:
+        bundles["jpegplus_1view"] = load_bundle(runtime=bundles["jpegplus"].runtime, views=1)
     if installed("torch") and bundles["jpegplus"].runtime != "torch":
         bundles["jpegplus_torch"] = load_bundle(runtime="torch")
     return bundles
@@ -367,7 +371,7 @@ def speed_bundles() -> dict:
 def measure_speed(paths: list[Path], quality: int = SPEED_QUALITIES[0], progress=None) -> dict:
     """Median over images of encode and decode ms per megapixel at `quality`:
     jpegplus (closed-loop scale choice included; the bundles of speed_bundles:
-    "jpegplus_…", "jpegplus_float32_…", "jpegplus_torch_…") and
+    "jpegplus_…", "jpegplus_float32_…", "jpegplus_1view_…", "jpegplus_torch_…") and
     Pillow default. Each runtime's timings alternate image by image, so a change
     in the machine's load touches both alike."""
     import jpegplus
@@ -549,7 +553,8 @@ def markdown(results: dict) -> tuple[str, str]:
             "|---|---:|---:|---:|",
         ]
         labels = {"jpegplus": f"jpegplus, ONNX Runtime, {env.get('precision', 'float32')} graphs (the default)",
-                  "jpegplus_float32": "jpegplus, ONNX Runtime, float32 graphs", "jpegplus_torch": "jpegplus, torch"}
+                  "jpegplus_float32": "jpegplus, ONNX Runtime, float32 graphs",
+                  "jpegplus_1view": "jpegplus, one PostNet view (JPEGPLUS_VIEWS=1)", "jpegplus_torch": "jpegplus, torch"}
         for sp in speeds:
             lines += [f"| {name} | {sp['quality']} | {sp[f'{label}_encode_ms_per_mp']:.0f} | "
                       f"{sp[f'{label}_decode_ms_per_mp']:.0f} |"
