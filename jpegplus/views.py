@@ -91,6 +91,9 @@ def averaged(run, x, n: int, scale: int):
             out = out.swapaxes(-1, -2)
         if rows or cols:
             out = _flip(out, _flips(rows, cols))[..., :h * scale, :w * scale]
-        out = out.astype(np.float32) if isinstance(out, np.ndarray) else out.float()
-        total = out if total is None else total + out
-    return total / n
+        if total is None:  # the first view is the image itself: its output, ours to add into
+            total = np.asarray(out, np.float32) if isinstance(out, np.ndarray) else out.float()
+        else:
+            total += out
+    total /= n
+    return total
