@@ -36,7 +36,6 @@ from .runtime import one_blas_thread, pool
 from .requant import RGB_TO_YCC, YCC_TO_RGB
 from .tables import quant_level
 from .tiling import run_tiled
-from .views import averaged
 
 MULTIPLE = 16  # full-size tensors are padded to this, so scale 2 keeps 8-px alignment
 # Relative RD-cost gap without PostNet beyond which encode skips the full closed loop. On val/ (14 images ×
@@ -213,19 +212,19 @@ class BatchNets:
         """Whether PostNet reads the 4:4:4 flag (nets.BlockPostNet chroma_flag)."""
         return self.post_net.takes_chroma
 
-    def _run(self, net, x, levels, scale: int, full_chroma=None):
-        """net on a torch batch x (N, 3, h, w) with levels (N,) (and PostNet's 4:4:4 flags (N,), or None):
-        the output as float32 on x's device. Tensors cross to numpy only when the network is an ONNX Runtime one."""
+    def _run(self, net, x, levels, scale: int, full_chroma=None, views: int = 1):
+        """net on a torch batch x (N, 3, h, w) with levels (N,) (and PostNet's 4:4:4 flags (N,), or None), the
+        mean over `views` views (jpegplus.views): the output as float32 on x's device. Tensors cross to numpy
+        only when the network is an ONNX Runtime one."""
         import torch
 
         from .runtime import TorchNet
 
         if isinstance(net, TorchNet):
             with torch.inference_mode():
-                flag = None if full_chroma is None else full_chroma.to(x.device)
-                return net.module(x, levels.to(x.device), scale, flag)
+                return net.tensors(x, levels, scale, full_chroma, views)
         flags = None if full_chroma is None else full_chroma.cpu().numpy()
-        return torch.from_numpy(net.infer(x.cpu().numpy(), levels.cpu().numpy(), scale, flags)).to(x.device)
+        return torch.from_numpy(net.infer(x.cpu().numpy(), levels.cpu().numpy(), scale, flags, views)).to(x.device)
 
     def pre(self, level: float, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
         import torch
@@ -247,8 +246,7 @@ class BatchNets:
         y = torch.from_numpy(np.stack(stored)).to(self.x.device).permute(0, 3, 1, 2).float() / 255
         y = F.pad(y, (0, -sw % (MULTIPLE // scale), 0, -sh % (MULTIPLE // scale)), mode="replicate")
         flags = None if full_chroma is None else torch.tensor(full_chroma, dtype=torch.float32)
-        levels = torch.tensor(levels, dtype=torch.float32)
-        rec = averaged(lambda v: self._run(self.post_net, v, levels, scale, flags), y, self.views, scale)
+        rec = self._run(self.post_net, y, torch.tensor(levels, dtype=torch.float32), scale, flags, self.views)
         return list(batch_to_images(rec[..., :size[1], :size[0]]))
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from .runtime import runner
-from .views import averaged
 
 ALIGN = 16        # tile origins and halos are multiples of this (input pixels)
 TILE = 1024       # default tile side in input pixels: ~100 MB of activations for PostNet
@@ -101,8 +100,7 @@ def run_tiled(net, src: np.ndarray, level: float, scale: int, out_size: tuple[in
         for x0 in range(0, wp, step):
             x1 = min(x0 + step, wp)
             wx0, wx1 = max(0, x0 - margin), min(wp, x1 + margin)
-            y = averaged(lambda v: net.infer(v, levels, scale, flags),
-                         image_to_array(window(src, wy0, wy1, wx0, wx1)), views, scale)
+            y = net.infer(image_to_array(window(src, wy0, wy1, wx0, wx1)), levels, scale, flags, views)
             oy0, ox0 = y0 * up // down, x0 * up // down
             oy1, ox1 = min(y1 * up // down, out_h), min(x1 * up // down, out_w)
             if oy0 >= oy1 or ox0 >= ox1:

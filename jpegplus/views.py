@@ -72,15 +72,18 @@ def _flips(rows: bool, cols: bool) -> tuple[int, ...]:
     return (-2,) * rows + (-1,) * cols
 
 
-def averaged(run, x, n: int, scale: int):
+def averaged(run, x, n: int, scale: int, side: int = 1, mapper=map):
     """The mean of run(view(x)), each view undone, over the first n VIEWS; n = 1
     is run(x) itself. x: float (N, C, h, w) → float32 (N, C, h·scale, w·scale),
-    numpy or torch as x is."""
+    numpy or torch as x is. `side` views at a time go through `mapper` (a
+    thread pool's map runs them side by side; `run` must then be thread-safe),
+    so at most that many outputs are held at once."""
     if n == 1:
         return run(x)
     h, w = x.shape[-2:]
-    total = None
-    for transpose, rows, cols in VIEWS[:check(n)]:
+
+    def one(view):
+        transpose, rows, cols = view
         v = x
         if rows or cols:
             v = _flip(_pad(v, -(-h // GRID) * GRID, -(-w // GRID) * GRID), _flips(rows, cols))
@@ -91,9 +94,15 @@ def averaged(run, x, n: int, scale: int):
             out = out.swapaxes(-1, -2)
         if rows or cols:
             out = _flip(out, _flips(rows, cols))[..., :h * scale, :w * scale]
-        if total is None:  # the first view is the image itself: its output, ours to add into
-            total = np.asarray(out, np.float32) if isinstance(out, np.ndarray) else out.float()
-        else:
-            total += out
+        return out
+
+    chosen = VIEWS[:check(n)]
+    total = None
+    for i in range(0, n, max(1, side)):
+        for out in mapper(one, chosen[i:i + max(1, side)]):
+            if total is None:  # the first view is the image itself: its output, ours to add into
+                total = np.asarray(out, np.float32) if isinstance(out, np.ndarray) else out.float()
+            else:
+                total += out
     total /= n
     return total

@@ -158,3 +158,17 @@ def test_views_earn_their_time(photos):
             gains.append(two - one)
     assert min(gains) > 0.03
     assert np.mean(gains) > 0.06
+
+
+@pytest.mark.parametrize("cores", [1, 2, 4])
+def test_onnx_views_side_by_side_match_one_after_the_other(monkeypatch, cores):
+    # On 2 cores the two views run side by side on one-thread sessions; the average must not change.
+    net = load_bundle(runtime="onnx", precision="float32", names=("post",)).nets["post"]
+    x = np.random.default_rng(0).random((1, 3, 48, 80), np.float32)
+    levels, flags = np.array([0.5], np.float32), np.array([0.0], np.float32)
+    alone = net.infer(x, levels, 1, flags)
+    want = (alone + net.infer(x.swapaxes(-1, -2), levels, 1, flags).swapaxes(-1, -2)) / 2
+    monkeypatch.setattr(runtime, "workers", lambda: cores)
+    got = net.infer(x, levels, 1, flags, views=2)
+    assert np.abs(got - want).max() < 1e-4
+    assert set(net._narrow) == ({max(1, cores // 2)} if cores > 1 else set())
