@@ -200,8 +200,6 @@ class OnnxNet:
     models.nets.PreNet) it has no graph and returns its input."""
 
     def __init__(self, graphs: dict[tuple[int, int], Path], reaches: dict[int, int], bounds=(), identity_scales=()):
-        import onnxruntime as ort
-
         self.graphs = dict(graphs)
         self.sessions = self._sessions(_threads)
         self._narrow: dict[int, dict] = {}  # intra-op threads → sessions for views run side by side
