@@ -604,10 +604,15 @@ def test_export_writes_postnet_views_and_keeps_the_bases(tmp_path):
     from training.common import save_checkpoint
 
     ckpt = str(tmp_path / "post.pt")
-    save_checkpoint(ckpt, 10, {"seed": 0}, {"post": BlockPostNet(channels=4, context=8, detail_depth=1,
-                                                                 context_depth=1)}, None, {"wall_s": 1.0, "runs": []})
+    save_checkpoint(ckpt, 10, {"seed": 0, "init": "weights"},
+                    {"post": BlockPostNet(channels=4, context=8, detail_depth=1, context_depth=1)}, None,
+                    {"wall_s": 1.0, "runs": []})
     for extra, want in (([], 4), (["--views", "2"], 2)):
         export.main(["--out", str(tmp_path / "c"), "--base", str(tmp_path / "b"), "--post", ckpt, *extra])
         assert read_manifest(tmp_path / "c").models["post"].views == want
+    # the same checkpoint exported again from those weights (two views, a new ladder): one record, not two
+    export.main(["--out", str(tmp_path / "d"), "--base", str(tmp_path / "c"), "--post", ckpt])
+    record = read_manifest(tmp_path / "d").training["post"]
+    assert record == read_manifest(tmp_path / "c").training["post"] and "continued_from" not in record
     with pytest.raises(SystemExit):
         export.main(["--out", str(tmp_path / "c"), "--views", "3"])

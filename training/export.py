@@ -76,6 +76,12 @@ def resumed(prev: dict, record: dict) -> bool:
     return bool(runs) and record.get("runs", [])[:len(runs)] == runs
 
 
+def same_run(prev: dict, record: dict) -> bool:
+    """Whether training record `record` is the record `prev` itself: the same
+    checkpoint exported again (its continued_from aside)."""
+    return {k: v for k, v in prev.items() if k != "continued_from"} == json.loads(json.dumps(record))
+
+
 def identity_ladder() -> Ladder:
     return Ladder(tuple(range(1, 101)), (0,) * 100, (0.0,) * 100)
 
@@ -132,7 +138,9 @@ def main(argv=None):
         for k, path in replaced.items():
             nets[k], info[k] = restore(path, k)
             prev = base.training.get(k)
-            if prev and resumed(prev, info[k]):  # the same checkpoint, trained further: it replaces that record
+            if prev and same_run(prev, info[k]):  # the base's own checkpoint again (a new ladder, views, graphs)
+                info[k] = prev
+            elif prev and resumed(prev, info[k]):  # the same checkpoint, trained further: it replaces that record
                 info[k]["config"]["init"] = info[k]["config"].get("init") or prev["config"].get("init")
                 if "continued_from" in prev:
                     info[k]["continued_from"] = prev["continued_from"]
