@@ -5,14 +5,14 @@ transpose, and under flips of an image whose sides are multiples of 16, so
 PostNet can restore the same file seen as its transpose or mirror image and
 undo the view on its output. Each view errs somewhat differently (the network
 is not exactly symmetric), so their mean is a better restoration: a
-self-ensemble, bought with one PostNet run per view. On whole val/ images
-(model 181dadfb, 12 images, training.evaluate_post's eight settings; a one-off
-script) the mean gain over the plain decode went +1.273 → +1.371 / +1.426 /
-+1.455 dB with 2 / 4 / 8 views.
+self-ensemble, bought with one PostNet run per view. On all 41 val/ images
+(model d0cbb9b3's networks, `python -m training.evaluate_post weights --views
+1 2 4 8`: its eight settings) the mean gain over the plain decode is +1.222 /
++1.321 / +1.373 / +1.400 dB with 1 / 2 / 4 / 8 views.
 
-How many views a model runs is its manifest's PostNet config "views" (what its
+How many views a model runs is its manifest's PostNet entry "views" (what its
 ladder was calibrated with); $JPEGPLUS_VIEWS or load_bundle(views=...) sets
-another count for a process (fewer for speed, 8 for the best restoration).
+another count (fewer for speed, 8 for the best restoration).
 
 Works alike on numpy arrays (ONNX Runtime) and torch tensors: images
 (N, C, H, W); `run` maps a stored image of (h, w) to the restored one of
