@@ -213,9 +213,9 @@ class OnnxGraph:
 class NetEntry:
     """One network of the manifest: its class (a key of jpegplus.models.MODELS),
     the config that rebuilds it (class(**config)), its safetensors file name and
-    sha256, its ONNX graphs (none for networks only training runs), and for
-    PostNet how many views decode averages (jpegplus.views; the ladder was
-    calibrated with them)."""
+    sha256, its ONNX graphs (none for networks only training runs), and how
+    many views of its input it averages (jpegplus.views: PostNet's at decode,
+    PreNet's at encode; the ladder was calibrated with them)."""
     class_name: str
     config: dict
     file: str
@@ -327,13 +327,15 @@ class Bundle:
     name to a runtime.OnnxNet (runtime "onnx") or a torch module in eval mode on
     the CPU (runtime "torch"); `folder` is where they were loaded from (None for
     networks built in memory); `views`: how many views of each decoded file
-    PostNet restores and averages (jpegplus.views)."""
+    PostNet restores and averages (jpegplus.views), `pre_views` how many views
+    of each image PreNet downsamples and averages."""
     manifest: Manifest
     nets: dict
     folder: Path | None = None
     runtime: str = "torch"
     precision: str = "float32"  # "int8" where int8 ONNX graphs run
     views: int = 1
+    pre_views: int = 1
 
     @property
     def model_id(self) -> str:
@@ -437,7 +439,8 @@ def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str 
     manifest has graphs for all of them and it is installed). ONNX Runtime runs
     the int8 graphs the manifest lists unless `precision` is "float32" (None:
     runtime.precision(), $JPEGPLUS_PRECISION or "int8"). PostNet averages
-    `views` views of each file (None: $JPEGPLUS_VIEWS, else the manifest's).
+    `views` views of each file (None: $JPEGPLUS_VIEWS, else the manifest's);
+    PreNet the manifest's count.
 
     Every failure (missing or damaged manifest or file, wrong hash, a file that
     is not safetensors or ONNX, tensors that do not fit) is a WeightsError whose
@@ -461,7 +464,8 @@ def load_bundle(folder: Path | None = None, names=("pre", "post"), runtime: str 
             precision = "float32"
     else:
         nets, precision = {n: load_net(folder, manifest.models[n]) for n in names}, "float32"
-    return Bundle(manifest, nets, folder, runtime, precision, views)
+    pre_views = manifest.models["pre"].views if "pre" in manifest.models else 1
+    return Bundle(manifest, nets, folder, runtime, precision, views, pre_views)
 
 
 _lock = threading.Lock()

@@ -162,12 +162,12 @@ class TiledNets:
             self.device = device
         self.images = list(images)
         self.tile = tile
-        self.views = bundle.views
+        self.views, self.pre_views = bundle.views, bundle.pre_views
 
     def pre(self, level: float, scale: int, size: tuple[int, int]) -> list[np.ndarray]:
         """Each input through PreNet: uint8 (h, w, 3) of `size` (w, h)."""
         return [run_tiled(self.pre_net, im, level, scale, size, multiple=MULTIPLE, upsamples=False, tile=self.tile,
-                          device=self.device) for im in self.images]
+                          device=self.device, views=self.pre_views) for im in self.images]
 
     @property
     def takes_chroma(self) -> bool:
@@ -205,7 +205,7 @@ class BatchNets:
             self.pre_net, self.post_net = (runner(bundle.torch_net(k, x.device), x.device) for k in ("pre", "post"))
         self.x = x
         self.images = list(batch_to_images(x))
-        self.views = bundle.views
+        self.views, self.pre_views = bundle.views, bundle.pre_views
 
     @property
     def takes_chroma(self) -> bool:
@@ -234,7 +234,7 @@ class BatchNets:
             return list(self.images)
         n, _, h, w = self.x.shape
         padded = F.pad(self.x, (0, -w % MULTIPLE, 0, -h % MULTIPLE), mode="replicate")
-        y = self._run(self.pre_net, padded, torch.full((n,), float(level)), scale)
+        y = self._run(self.pre_net, padded, torch.full((n,), float(level)), scale, views=self.pre_views)
         return list(batch_to_images(y[..., :size[1], :size[0]]))
 
     def post(self, stored: list, levels: list, scale: int, size: tuple[int, int],

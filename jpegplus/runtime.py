@@ -257,9 +257,9 @@ class OnnxNet:
             raise ValueError(f"no ONNX graph for scale {scale}")
         side = min(views, workers())
         if side < 2:
-            return averaged(lambda v: self._run(self.sessions, v, levels, scale, full_chroma), x, views, scale)
+            return averaged(lambda v: self._run(self.sessions, v, levels, scale, full_chroma), x, views)
         sessions = self.narrow_sessions(max(1, workers() // side))
-        return averaged(lambda v: self._run(sessions, v, levels, scale, full_chroma), x, views, scale,
+        return averaged(lambda v: self._run(sessions, v, levels, scale, full_chroma), x, views,
                         side, pool("views").map)
 
     def _run(self, sessions: dict, x: np.ndarray, levels: np.ndarray, scale: int, full_chroma=None) -> np.ndarray:
@@ -314,7 +314,7 @@ class TorchNet:
         mean over `views` views of x (jpegplus.views). Call under inference_mode."""
         level = levels.to(self.device)
         flag = None if full_chroma is None else full_chroma.to(self.device)
-        return averaged(lambda v: self.module(v, level, scale, flag).float(), x.to(self.device), views, scale)
+        return averaged(lambda v: self.module(v, level, scale, flag).float(), x.to(self.device), views)
 
 
 def runner(net, device=None):

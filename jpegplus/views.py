@@ -15,11 +15,13 @@ ladder was calibrated with); $JPEGPLUS_VIEWS or load_bundle(views=...) sets
 another count (fewer for speed, 8 for the best restoration).
 
 Works alike on numpy arrays (ONNX Runtime) and torch tensors: images
-(N, C, H, W); `run` maps a stored image of (h, w) to the restored one of
-(h·scale, w·scale).
+(N, C, H, W); `run` maps an image of (h, w) to its output of (h·r, w·r): a
+stored image to the restored one (PostNet, r = 1 or 2), or an image to its
+half-size version (PreNet at scale ½, the encoder's learned downsampler).
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -72,12 +74,13 @@ def _flips(rows: bool, cols: bool) -> tuple[int, ...]:
     return (-2,) * rows + (-1,) * cols
 
 
-def averaged(run, x, n: int, scale: int, side: int = 1, mapper=map):
+def averaged(run, x, n: int, side: int = 1, mapper=map):
     """The mean of run(view(x)), each view undone, over the first n VIEWS; n = 1
-    is run(x) itself. x: float (N, C, h, w) → float32 (N, C, h·scale, w·scale),
-    numpy or torch as x is. `side` views at a time go through `mapper` (a
-    thread pool's map runs them side by side; `run` must then be thread-safe),
-    so at most that many outputs are held at once."""
+    is run(x) itself. x: float (N, C, h, w) → float32 (N, C, h·r, w·r), numpy or
+    torch as x is, where run scales sizes by r (PostNet: 1 or 2; PreNet: ½).
+    `side` views at a time go through `mapper` (a thread pool's map runs them
+    side by side; `run` must then be thread-safe), so at most that many outputs
+    are held at once."""
     if n == 1:
         return run(x)
     h, w = x.shape[-2:]
@@ -92,8 +95,9 @@ def averaged(run, x, n: int, scale: int, side: int = 1, mapper=map):
         out = run(v)
         if transpose:
             out = out.swapaxes(-1, -2)
-        if rows or cols:
-            out = _flip(out, _flips(rows, cols))[..., :h * scale, :w * scale]
+        if rows or cols:  # the padding's part of the output goes too
+            r = out.shape[-2] / (-(-h // GRID) * GRID)
+            out = _flip(out, _flips(rows, cols))[..., :math.ceil(h * r), :math.ceil(w * r)]
         return out
 
     chosen = VIEWS[:check(n)]

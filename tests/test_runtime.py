@@ -136,7 +136,7 @@ def test_the_444_flag_starts_as_a_no_op_and_travels_through_both_runtimes(tmp_pa
     from types import SimpleNamespace
 
     pixels = (np.random.default_rng(3).random((32, 48, 3)) * 255).astype(np.uint8)
-    nets = engine.TiledNets(SimpleNamespace(nets={"post": wide}, views=1))
+    nets = engine.TiledNets(SimpleNamespace(nets={"post": wide}, views=1, pre_views=1))
     assert nets.takes_chroma
     got = engine.restore(nets, [engine.Stored(pixels, 0.3, True), engine.Stored(pixels, 0.3, False)], 1, (48, 32))
     for out, flag in zip(got, (True, False)):

@@ -41,18 +41,18 @@ def test_each_view_is_undone(n, kind):
     # Odd sizes: the flipped views pad to the 16-pixel grid and crop the padding back off.
     x = np.random.default_rng(n).random((2, 3, 21, 35), np.float32)
     x = x if kind == "numpy" else torch.from_numpy(x)
-    out = views.averaged(upsample, x, n, 2)
+    out = views.averaged(upsample, x, n)
     assert type(out) is type(x) and tuple(out.shape) == (2, 3, 42, 70)
     np.testing.assert_allclose(np.asarray(out), np.asarray(upsample(x)), atol=1e-6)
 
 
 def test_views_are_averaged():
     x = np.zeros((1, 3, 32, 48), np.float32)
-    assert np.array_equal(views.averaged(ramp, x, 1, 1), ramp(x))
-    two = views.averaged(ramp, x, 2, 1)  # the transpose view adds the ramp down the rows instead
+    assert np.array_equal(views.averaged(ramp, x, 1), ramp(x))
+    two = views.averaged(ramp, x, 2)  # the transpose view adds the ramp down the rows instead
     rows, cols = np.meshgrid(np.arange(32), np.arange(48), indexing="ij")
     np.testing.assert_allclose(two[0, 0], (rows + cols) * 0.005, atol=1e-6)
-    four = views.averaged(ramp, x, 4, 1)  # and the half-turns run it right to left, bottom to top
+    four = views.averaged(ramp, x, 4)  # and the half-turns run it right to left, bottom to top
     np.testing.assert_allclose(four[0, 0], (rows + cols + (31 - rows) + (47 - cols)) * 0.0025, atol=1e-6)
 
 
@@ -67,7 +67,7 @@ def test_flipped_views_keep_the_block_grid():
         return out
     x = np.zeros((1, 3, 40, 24), np.float32)  # multiples of 8, not of 16: the flips pad first
     for n in views.COUNTS:
-        np.testing.assert_array_equal(views.averaged(edges, x, n, 1), edges(x))
+        np.testing.assert_array_equal(views.averaged(edges, x, n), edges(x))
 
 
 @pytest.mark.parametrize("bad", [0, 3, 16, True, "2", 2.0])
@@ -126,7 +126,7 @@ def test_tiled_views_match_untiled(scale):
     padded = np.pad(src, ((0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
     with torch.inference_mode():
         level = torch.tensor([0.4])
-        ref = views.averaged(lambda v: net(v, level, scale), torch.from_numpy(tiling.image_to_array(padded)), 4, scale)
+        ref = views.averaged(lambda v: net(v, level, scale), torch.from_numpy(tiling.image_to_array(padded)), 4)
     ref = tiling.array_to_image(ref.numpy())[:size[1], :size[0]]
     out = tiling.run_tiled(net, src, 0.4, scale, size, multiple=multiple, upsamples=True, tile=16, views=4)
     assert np.abs(out.astype(int) - ref).max() <= tiling.TOLERANCE
@@ -172,3 +172,29 @@ def test_onnx_views_side_by_side_match_one_after_the_other(monkeypatch, cores):
     got = net.infer(x, levels, 1, flags, views=2)
     assert np.abs(got - want).max() < 1e-4
     assert set(net._narrow) == ({max(1, cores // 2)} if cores > 1 else set())
+
+
+def test_prenet_views_average_the_downsampled_image(tmp_path):
+    # PreNet at scale ½ through run_tiled with two views is the mean of it on the image and on its transpose;
+    # export --pre-views writes the count and the bundle's encoder uses it.
+    from jpegplus.models.nets import PreNet
+    from training import export
+
+    torch.manual_seed(5)
+    net = PreNet()
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    net.eval()
+    src = np.asarray(Image.open(FIXTURES / "val2.png").convert("RGB"))[:64, :96]
+    x = torch.from_numpy(tiling.image_to_array(src))
+    level = torch.tensor([0.8])
+    with torch.inference_mode():
+        want = (net(x, level, 2) + net(x.transpose(-1, -2), level, 2).transpose(-1, -2)) / 2
+    want = tiling.array_to_image(want.numpy())
+    got = tiling.run_tiled(net, src, 0.8, 2, (48, 32), multiple=16, upsamples=False, views=2)
+    assert np.abs(got.astype(int) - want).max() <= tiling.TOLERANCE
+    assert np.abs(tiling.run_tiled(net, src, 0.8, 2, (48, 32), multiple=16, upsamples=False).astype(int)
+                  - want).max() > 1
+    export.main(["--out", str(tmp_path / "w"), "--pre-views", "2"])
+    bundle = load_bundle(tmp_path / "w")
+    assert (bundle.pre_views, bundle.views) == (2, 1)

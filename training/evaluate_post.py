@@ -79,7 +79,7 @@ def restored(post, pre, crops: np.ndarray, views: int = 1):
         plain = y if scale == 1 else F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
         flag = torch.full_like(level, float(subsampling == "4:4:4")).to(device)
         level = level.to(device)
-        rec = averaged(lambda v: post(v, level, scale, flag).float(), y.to(device), views, scale)
+        rec = averaged(lambda v: post(v, level, scale, flag).float(), y.to(device), views)
         rec = (rec.cpu().clamp(0, 1) * 255).round()
         yield name, x, (plain.clamp(0, 1) * 255).round(), rec
 

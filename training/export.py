@@ -7,7 +7,7 @@ manifest.json with configs, hashes, the table family and the quality ladder.
     python -m training.export --pre runs/pre_v3.pt --post runs/post_v2c.pt --base weights --out runs/export
 With --post (a training.train_post checkpoint) PostNet is that network, with
 --pre (training.train_pre) PreNet, and the others are copied from --base with
-their training record (and PostNet's views, unless --views says otherwise).
+their training record (and the networks' views, unless --views / --pre-views say otherwise).
 Without --prepost or --post it writes identity networks (a bootstrap for development).
 Without --ladder it writes the table family of the manifest already in
 --tables-from (default: --base, else the packaged weights) and an identity
@@ -114,14 +114,17 @@ def main(argv=None):
     ap.add_argument("--views", type=int, choices=views.COUNTS,
                     help="views of each file PostNet averages at decode (jpegplus.views; calibrate the ladder with "
                          "them; default: as in --base, else 1)")
+    ap.add_argument("--pre-views", type=int, choices=views.COUNTS,
+                    help="views of each image PreNet averages at encode (default: as in --base, else 1)")
     ap.add_argument("--out", default="weights")
     args = ap.parse_args(argv)
     out = archive = Path(args.out)
     if archive.suffix == ".tar":
         out = Path(tempfile.mkdtemp()) / archive.stem
         out.mkdir()
-    post_views = args.views or (read_manifest(args.base).models["post"].views if args.base or args.post or args.pre
-                                else 1)
+    based = args.base or args.post or args.pre  # a base manifest to keep the networks' views from
+    post_views = args.views or (read_manifest(args.base).models["post"].views if based else 1)
+    pre_views = args.pre_views or (read_manifest(args.base).models["pre"].views if based else 1)
     if args.ladder:
         calibrated = json.loads(Path(args.ladder).read_text())
         tables, ladder = TableFamily.from_json(calibrated["tables"]), Ladder.from_json(calibrated["ladder"])
@@ -165,6 +168,7 @@ def main(argv=None):
     if args.int8:
         models.update({k: with_int8(out, k, models[k], args.int8, encoder) for k in ONNX_NETS})
     models["post"] = dataclasses.replace(models["post"], views=post_views)
+    models["pre"] = dataclasses.replace(models["pre"], views=pre_views)
     # the id names what the networks do: their tensors, their configs (PreNet's identity_scales change it alone)
     # and PostNet's views
     model_id = hashlib.sha256("".join(m.sha256 + json.dumps(m.config, sort_keys=True) + f"{m.views}" * (m.views > 1)
