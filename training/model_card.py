@@ -56,11 +56,13 @@ def main(argv=None):
             L += ["", f"{name} passes its input through unchanged at scale "
                       f"{', '.join(map(str, e.config['identity_scales']))} (config identity_scales): no graph there, "
                       "and the encoder skips it (jpegplus/models/nets.py, PreNet)."]
+    what_views = {"post": ("restores", "decoded file", " $JPEGPLUS_VIEWS sets another count."),
+                  "pre": ("downsamples", "image at scale ½", "")}
     for name, e in man.models.items():
-        if e.views > 1:
-            L += ["", f"{name} restores {e.views} views of each decoded file and averages them (manifest \"views\"; "
-                      "jpegplus/views.py): one run per view, and the ladder was calibrated with them; "
-                      "$JPEGPLUS_VIEWS sets another count."]
+        if e.views > 1 and name in what_views:
+            verb, what, override = what_views[name]
+            L += ["", f"{name} {verb} {e.views} views of each {what} and averages them (manifest \"views\"; "
+                      f"jpegplus/views.py): one run per view, and the ladder was calibrated with them.{override}"]
     int8 = load(args.int8_check) if args.int8_check else None
     if int8:
         post_only = int8.get("bd_rate_postnet_only_pct")
