@@ -151,8 +151,8 @@ def image_error(rec: np.ndarray, ref: np.ndarray, grey: bool) -> float:
 class TiledNets:
     """PreNet and PostNet on one image at a time, tile by tile (jpegplus.tiling):
     memory bounded by the tile; the bundle's runtime on the CPU, or its torch
-    modules on `device`; PostNet averages the bundle's views (jpegplus.views).
-    `images`: the uint8 (H, W, 3) inputs to encode."""
+    modules on `device`; each averages its views, as the bundle says
+    (jpegplus.views). `images`: the uint8 (H, W, 3) inputs to encode."""
 
     def __init__(self, bundle: Bundle, images=(), tile: int | None = None, device=None):
         if device is None or str(device) == "cpu":
@@ -193,7 +193,7 @@ class BatchNets:
     """PreNet and PostNet on a whole batch at once, untiled, on the batch's device:
     jpegplus.Filter on torch tensors. On the CPU the bundle's own runtime runs
     them (ONNX Runtime by default); on another device (the GPU), its torch modules.
-    PostNet averages the bundle's views (jpegplus.views).
+    Each averages its views, as the bundle says (jpegplus.views).
     `x`: torch float (N, 3, H, W) on 8-bit levels (k/255)."""
 
     def __init__(self, bundle: Bundle, x):

@@ -84,19 +84,20 @@ def averaged(run, x, n: int, side: int = 1, mapper=map):
     if n == 1:
         return run(x)
     h, w = x.shape[-2:]
+    hp, wp = -(-h // GRID) * GRID, -(-w // GRID) * GRID  # what flipped views pad to
 
     def one(view):
         transpose, rows, cols = view
         v = x
         if rows or cols:
-            v = _flip(_pad(v, -(-h // GRID) * GRID, -(-w // GRID) * GRID), _flips(rows, cols))
+            v = _flip(_pad(v, hp, wp), _flips(rows, cols))
         if transpose:
             v = v.swapaxes(-1, -2)
         out = run(v)
         if transpose:
             out = out.swapaxes(-1, -2)
         if rows or cols:  # the padding's part of the output goes too
-            r = out.shape[-2] / (-(-h // GRID) * GRID)
+            r = out.shape[-2] / hp
             out = _flip(out, _flips(rows, cols))[..., :math.ceil(h * r), :math.ceil(w * r)]
         return out
 

@@ -122,9 +122,10 @@ def main(argv=None):
     if archive.suffix == ".tar":
         out = Path(tempfile.mkdtemp()) / archive.stem
         out.mkdir()
-    based = args.base or args.post or args.pre  # a base manifest to keep the networks' views from
-    post_views = args.views or (read_manifest(args.base).models["post"].views if based else 1)
-    pre_views = args.pre_views or (read_manifest(args.base).models["pre"].views if based else 1)
+    # the networks' views: as asked, else the base manifest's (--base, or the packaged one under --post / --pre)
+    kept = read_manifest(args.base).models if args.base or args.post or args.pre else {}
+    post_views = args.views or (kept["post"].views if kept else 1)
+    pre_views = args.pre_views or (kept["pre"].views if kept else 1)
     if args.ladder:
         calibrated = json.loads(Path(args.ladder).read_text())
         tables, ladder = TableFamily.from_json(calibrated["tables"]), Ladder.from_json(calibrated["ladder"])
@@ -170,7 +171,7 @@ def main(argv=None):
     models["post"] = dataclasses.replace(models["post"], views=post_views)
     models["pre"] = dataclasses.replace(models["pre"], views=pre_views)
     # the id names what the networks do: their tensors, their configs (PreNet's identity_scales change it alone)
-    # and PostNet's views
+    # and their views
     model_id = hashlib.sha256("".join(m.sha256 + json.dumps(m.config, sort_keys=True) + f"{m.views}" * (m.views > 1)
                                       for m in models.values()).encode()).hexdigest()[:8]
     manifest = Manifest(model_id, models, tables, ladder, info)
