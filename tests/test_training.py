@@ -391,6 +391,10 @@ def test_evaluate_post_sets_postnets_side_by_side(capsys):
     assert row["images"] == 2 and set(row["gain_db"]) == {name for name, *_ in evaluate_post.VAL_SETTINGS}
     assert row["gain_db"]["std10"] > 0.3  # the shipped PostNet restores plain JPEG at quality 10
     assert row["mean_db"] == pytest.approx(np.mean(list(row["gain_db"].values())), abs=1e-3)
+    evaluate_post.main([str(weights_dir()), "--data", FIXTURES, "--n", "2", "--size", "64", "--threads", "1", "--fine"])
+    row = json.loads(capsys.readouterr().out)
+    assert row["settings"] == "fine" and list(row["gain_db"]) == [name for name, *_ in evaluate_post.FINE_SETTINGS]
+    assert row["gain_db"]["std90"] > 0.0  # it restores Pillow's quality-90 files too, if little
 
 
 def test_strength_check_fits_strengths_that_do_not_lose(capsys):
@@ -466,7 +470,10 @@ def test_levels_keep_every_kind_of_batch_inside_a_band_and_pick_a_banded_init_me
 
     net = BandedPostNet([0.7], {"channels": 4, "context": 8, "detail_depth": 1, "context_depth": 1})
     assert member_of(net, (0.7, 1.0)) == (1, net.bands[1]) and member_of(net, (0.0, 0.75))[0] == 0
-    for levels in ((0.0, 1.0), (0.75, 1.0)):  # both bands, or neither whole
+    # a band split out of one, with its margin: (0.45, 0.75) is the middle of three bands, 0.5 and 0.7 apart
+    assert member_of(net, (0.0, 0.55))[0] == 0 and member_of(net, (0.45, 0.75))[0] == 0
+    assert member_of(net, (0.8, 1.0))[0] == 1
+    for levels in ((0.0, 1.0), (0.6, 0.8)):  # both bands, or neither whole and across a bound
         with pytest.raises(ValueError, match="not one"):
             member_of(net, levels)
 

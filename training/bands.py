@@ -39,17 +39,23 @@ def training_levels(bounds, band: int, margin: float = MARGIN) -> tuple[float, f
 
 
 def member_of(net, levels) -> tuple[int, object]:
-    """(band, member) of BandedPostNet `net` whose band the levels range `levels`
-    (LO, HI: a member's training range, its band and a margin) covers; ValueError
-    unless exactly one band is covered."""
+    """(band, member) of BandedPostNet `net` that a run on the levels range
+    `levels` (LO, HI: a member's training range, its band and a margin) goes on
+    with: the one band the range covers, or else the one band it lies within,
+    give or take MARGIN (a narrower band split out of it, with its own margin:
+    the member is where the split starts); ValueError if neither picks exactly one."""
     bounds = net.config["bounds"]
-    covered = [b for b in range(len(net.bands))
-               if levels[0] <= band_range(bounds, b)[0] + 1e-9 and band_range(bounds, b)[1] - 1e-9 <= levels[1]]
-    if len(covered) != 1:
-        raise ValueError(f"levels {tuple(levels)} cover {len(covered)} bands of {bounds}, not one: pick one band's "
-                         "range (and a margin), one of " + ", ".join(
-                             "{:g} {:g}".format(*training_levels(bounds, b)) for b in range(len(net.bands))))
-    return covered[0], net.bands[covered[0]]
+    ranges = [band_range(bounds, b) for b in range(len(net.bands))]
+    covered = [b for b, (lo, hi) in enumerate(ranges) if levels[0] <= lo + 1e-9 and hi - 1e-9 <= levels[1]]
+    within = [b for b, (lo, hi) in enumerate(ranges)
+              if lo - MARGIN - 1e-9 <= levels[0] and levels[1] <= hi + MARGIN + 1e-9]
+    picked = covered if covered else within
+    if len(picked) != 1:
+        raise ValueError(f"levels {tuple(levels)} cover {len(covered)} bands of {bounds} and lie within "
+                         f"{len(within)}, not one: pick one band's range (and a margin), one of " + ", ".join(
+                             "{:g} {:g}".format(*training_levels(bounds, b)) for b in range(len(net.bands)))
+                         + ", or a range inside one band")
+    return picked[0], net.bands[picked[0]]
 
 
 def main(argv=None):

@@ -11,6 +11,7 @@ default (val/cid22's are 512×512: the centre crop of 512 is the image):
 
     python -m training.evaluate_post runs/post_A.pt runs/post_B.pt weights
     python -m training.evaluate_post weights --views 1 2 4 8    # PostNet's views (jpegplus.views)
+    python -m training.evaluate_post weights --fine             # at user quality 80-95 (FINE_SETTINGS)
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ from training.common import (FAMILY, REQUANT, batch_to_tensor, load_checkpoint, 
 VAL_SETTINGS = [("jp20", 1, False, 20, "4:2:0"), ("jp50", 1, False, 50, "4:2:0"), ("jp80", 1, False, 80, "4:2:0"),
                 ("jp_half30", 2, False, 30, "4:2:0"), ("std10", 1, True, 10, "4:2:0"), ("std50", 1, True, 50, "4:2:0"),
                 ("jp444_60", 1, False, 60, "4:4:4"), ("jp444_85", 1, False, 85, "4:4:4")]
+# The fine end, where the ladder puts user quality 80-95 (4:2:0 at internal 88-96, 4:4:4 at 85-94; levels
+# 0.26-0.50) and Pillow's quality 90 (`--fine`): the settings a top level band's member is judged by.
+FINE_SETTINGS = [("jp88", 1, False, 88, "4:2:0"), ("jp93", 1, False, 93, "4:2:0"), ("jp444_87", 1, False, 87, "4:4:4"),
+                 ("jp444_91", 1, False, 91, "4:4:4"), ("std90", 1, True, 90, "4:2:0")]
 
 
 def val_crops(source: str, n: int = 8, size: int = 256) -> np.ndarray:
@@ -58,8 +63,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def restored(post, pre, crops: np.ndarray, views: int = 1):
-    """Per VAL_SETTINGS entry: (name, original, plain decode, PostNet's output),
+def restored(post, pre, crops: np.ndarray, views: int = 1, settings=VAL_SETTINGS):
+    """Per `settings` entry (VAL_SETTINGS' form): (name, original, plain decode, PostNet's output),
     float batches (N, 3, H, W) on 0..255 levels, whole numbers except the
     original's exact ones (the plain decode is bicubic ×2 for half-size files:
     PostNet's own base). PostNet runs whole: engine.postnet_use's luma-only and
@@ -68,7 +73,7 @@ def restored(post, pre, crops: np.ndarray, views: int = 1):
     post.eval()
     device = next(post.parameters()).device
     x = batch_to_tensor(crops)
-    for name, scale, standard, q, subsampling in VAL_SETTINGS:
+    for name, scale, standard, q, subsampling in settings:
         t = standard_tables(q) if standard else FAMILY.tables(int(q), subsampling)
         tables = np.repeat(t[None], len(crops), 0)
         level = torch.full((len(crops),), quant_level(t))
@@ -84,11 +89,11 @@ def restored(post, pre, crops: np.ndarray, views: int = 1):
         yield name, x, (plain.clamp(0, 1) * 255).round(), rec
 
 
-def gains(post, pre, crops: np.ndarray, views: int = 1) -> dict:
-    """Mean PSNR gain (dB) of `post` over the plain decode, per VAL_SETTINGS entry (see restored)."""
+def gains(post, pre, crops: np.ndarray, views: int = 1, settings=VAL_SETTINGS) -> dict:
+    """Mean PSNR gain (dB) of `post` over the plain decode, per `settings` entry (see restored)."""
     was_training = post.training
     out = {name: round(float((psnr(rec, x) - psnr(plain, x)).mean()), 3)
-           for name, x, plain, rec in restored(post, pre, crops, views)}
+           for name, x, plain, rec in restored(post, pre, crops, views, settings)}
     post.train(was_training)
     return out
 
@@ -111,6 +116,8 @@ def main(argv=None):
     ap.add_argument("--views", type=int, nargs="+", default=[1], choices=COUNTS,
                     help="views of each file PostNet averages (jpegplus.views): each count is a row of its own "
                          "(default: 1, the network alone)")
+    ap.add_argument("--fine", action="store_true",
+                    help="the fine end's settings (FINE_SETTINGS: user quality 80-95) instead of the running check's")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     crops = val_crops(args.data, args.n, args.size)
@@ -118,8 +125,8 @@ def main(argv=None):
     for source in args.post:
         post = load_post(source)
         for views in args.views:
-            g = gains(post, pre, crops, views)
-            print(json.dumps({"post": source, "views": views, "images": len(crops), "size": args.size,
+            g = gains(post, pre, crops, views, FINE_SETTINGS if args.fine else VAL_SETTINGS)
+            print(json.dumps({"post": source, "views": views, **({"settings": "fine"} if args.fine else {}), "images": len(crops), "size": args.size,
                               "gain_db": g, "mean_db": round(float(np.mean(list(g.values()))), 3)}), flush=True)
 
 
