@@ -468,6 +468,9 @@ def test_levels_keep_every_kind_of_batch_inside_a_band_and_pick_a_banded_init_me
         levels = np.concatenate([b[2] for b in made])
         assert levels.min() >= band[0] - 1e-6 and levels.max() <= band[1] + 1e-6 and np.ptp(levels) > 0.1
 
+    with pytest.raises(SystemExit, match="--scale2-share 0"):  # no scale-½ file is that fine: say how to go on
+        train_post.qualities_in_band(train_post.Q2, False, "4:2:0", (0.0, 0.55))
+
     net = BandedPostNet([0.7], {"channels": 4, "context": 8, "detail_depth": 1, "context_depth": 1})
     assert member_of(net, (0.7, 1.0)) == (1, net.bands[1]) and member_of(net, (0.0, 0.75))[0] == 0
     # a band split out of one, with its margin: (0.45, 0.75) is the middle of three bands, 0.5 and 0.7 apart

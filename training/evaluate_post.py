@@ -126,8 +126,8 @@ def main(argv=None):
         post = load_post(source)
         for views in args.views:
             g = gains(post, pre, crops, views, FINE_SETTINGS if args.fine else VAL_SETTINGS)
-            print(json.dumps({"post": source, "views": views, **({"settings": "fine"} if args.fine else {}), "images": len(crops), "size": args.size,
-                              "gain_db": g, "mean_db": round(float(np.mean(list(g.values()))), 3)}), flush=True)
+            print(json.dumps({"post": source, "views": views, **({"settings": "fine"} if args.fine else {}),
+                              "images": len(crops), "size": args.size, "gain_db": g, "mean_db": round(float(np.mean(list(g.values()))), 3)}), flush=True)
 
 
 if __name__ == "__main__":

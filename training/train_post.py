@@ -76,7 +76,9 @@ def qualities_in_band(qualities: tuple[int, int], standard: bool, subsampling: s
     inside = [q for q in range(qualities[0], qualities[1] + 1)
               if levels[0] <= quant_level(standard_tables(q) if standard else FAMILY.tables(q, subsampling)) <= levels[1]]
     if not inside:
-        raise SystemExit(f"no quality in {qualities} has a level in {levels}")
+        raise SystemExit(f"no quality in {qualities} ({'standard' if standard else 'jpegplus'} tables, {subsampling}) "
+                         f"has a level in {levels}: widen --levels, or leave that kind of file out (--scale2-share 0 "
+                         "for scale ½, --standard-share 0, --share-444 0)")
     return inside[0], inside[-1]
 
 
