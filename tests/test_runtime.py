@@ -321,7 +321,8 @@ def test_the_444_flag_widens_a_film_network_too():
             assert torch.allclose(wide(y, level, 1, flag), net(y, level, 1), atol=1e-6)
 
 
-def test_a_banded_postnet_runs_each_file_through_its_level_bands_member(tmp_path):
+@pytest.mark.parametrize("bounds, members", [([0.5], [0, 1, 0]), ([0.3, 0.7], [0, 1, 1])])  # two bands, three
+def test_a_banded_postnet_runs_each_file_through_its_level_bands_member(tmp_path, bounds, members):
     from jpegplus.bundle import NetEntry, save_net
     from jpegplus.models import build
     from jpegplus.models.nets import BandedPostNet
@@ -332,23 +333,24 @@ def test_a_banded_postnet_runs_each_file_through_its_level_bands_member(tmp_path
         BandedPostNet([0.7, 0.3], {})
     torch.manual_seed(0)
     member = {"channels": 8, "context": 16, "detail_depth": 1, "context_depth": 1, "chroma_flag": True}
-    net = BandedPostNet([0.5], member).eval()
+    net = BandedPostNet(bounds, member).eval()
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     y, level, flag = torch.rand(3, 3, 32, 48), torch.tensor([0.2, 0.6, 0.4]), torch.tensor([0.0, 1.0, 1.0])
     with torch.no_grad():
         mixed = net(y, level, 1, flag)
-        for i, b in enumerate([0, 1, 0]):  # a mixed batch gives what each file gets alone from its member
+        for i, b in enumerate(members):  # a mixed batch gives what each file gets alone from its member
             assert torch.allclose(mixed[i:i + 1], net.bands[b](y[i:i + 1], level[i:i + 1], 1, flag[i:i + 1]), atol=1e-6)
         assert (mixed[1] - net.bands[0](y[1:2], level[1:2], 1, flag[1:2])[0]).abs().max() > 1e-3
     rebuilt = build("BandedPostNet", net.config)
     rebuilt.load_state_dict(net.state_dict())  # Net(**config) rebuilds it
 
     graphs = export_onnx(net, tmp_path, "post")
-    assert sorted(g.key for g in graphs) == ["1", "1@1", "2", "2@1"]
+    keys = [f"{s}" + (f"@{b}" if b else "") for s in (1, 2) for b in range(len(bounds) + 1)]
+    assert sorted(g.key for g in graphs) == keys
     entry = NetEntry.from_json({**save_net(net, tmp_path, "post").to_json(),
                                 "onnx": {g.key: g.to_json() for g in graphs}})  # the manifest's round trip
-    assert {(g.scale, g.band) for g in entry.graphs} == {(1, 0), (1, 1), (2, 0), (2, 1)}
+    assert {(g.scale, g.band) for g in entry.graphs} == {(s, b) for s in (1, 2) for b in range(len(bounds) + 1)}
     with pytest.raises(ValueError):  # a band without its graph
         NetEntry.from_json({**entry.to_json(), "onnx": {g.key: g.to_json() for g in graphs if g.key != "2@1"}})
     onnx_net = runtime.OnnxNet.of(tmp_path, graphs, net.config["bounds"])

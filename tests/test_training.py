@@ -509,6 +509,36 @@ def test_bands_assembles_members_in_band_order_only(tmp_path):
     assert [r["config"]["levels"] for r in ckpt["extra"]["bands"]] == [[0.0, 0.7], [0.7, 1.0]]
 
 
+def test_bands_keeps_a_shipped_member_as_it_is_beside_new_ones(tmp_path):
+    """A band split: two new members for the finer levels, the shipped coarse member kept (FOLDER@B), its
+    weights and record as shipped, its steps and minutes not counted again."""
+    from jpegplus.bundle import load_bundle, weights_dir
+    from training import bands
+    from training.common import save_checkpoint
+
+    shipped = load_bundle(names=("post",), runtime="torch").nets["post"]
+    kept = read_manifest().training["post"]["bands"][-1]
+    paths = []
+    for name, levels in (("top", (0.0, 0.55)), ("mid", (0.45, 0.75))):
+        net = build("BlockPostNet", shipped.bands[0].config)
+        paths.append(str(tmp_path / f"{name}.pt"))
+        save_checkpoint(paths[-1], 10, {"levels": list(levels), "init": "weights", "seed": 1},
+                        {"post": net}, None, {"wall_s": 60.0, "runs": []})
+    out, last = str(tmp_path / "three.pt"), f"{weights_dir()}@{len(shipped.bands) - 1}"
+    with pytest.raises(SystemExit, match="no band 9"):
+        bands.main([*paths, f"{weights_dir()}@9", "--bounds", "0.55", "0.7", "--out", out])
+    with pytest.raises(SystemExit, match="no weights manifest"):
+        bands.main([*paths, str(tmp_path / "nowhere@1"), "--bounds", "0.55", "0.7", "--out", out])
+    bands.main([*paths, last, "--bounds", "0.55", "0.7", "--out", out])
+    ckpt = load_checkpoint(out)
+    net = restore_net(ckpt["models"]["post"])
+    assert net.config["bounds"] == [0.55, 0.7] and len(net.bands) == 3
+    assert all(torch.equal(v, shipped.bands[-1].state_dict()[k]) for k, v in net.bands[2].state_dict().items())
+    assert ckpt["step"] == 20 and ckpt["extra"]["wall_s"] == 120.0  # the new members' alone
+    records = ckpt["extra"]["bands"]
+    assert records[2] == {**kept, "kept": last} and "kept" not in records[0]
+
+
 def test_family_check_reads_the_fields_a_run_changes():
     from training.common import FAMILY
     from training.family_check import parse_run
@@ -536,10 +566,18 @@ def test_model_card_reads_the_shipped_records_alone(tmp_path):
     stages = read_manifest(folder).training["rebuild"]
     model_card.main(["--weights", str(folder), "--rebuild", str(tmp_path / "none.json"),
                      "--ladder", str(tmp_path / "none.json")])
-    card = (folder / "MODEL_CARD.md").read_text()
+    card = before = (folder / "MODEL_CARD.md").read_text()
     total = sum(s["wall_s"] for s in stages.values()) / 60
     assert f"Whole rebuild (all stages incl. the ablation and calibration): {total:.0f} min" in card
     assert "member 0 of a BandedPostNet" in card and "member 1 of a BandedPostNet" in card
+    manifest = json.loads((folder / "manifest.json").read_text())  # a member kept by training.bands FOLDER@B
+    manifest["training"]["post"]["bands"][-1]["kept"] = "weights@1"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    model_card.main(["--weights", str(folder), "--rebuild", str(tmp_path / "none.json"),
+                     "--ladder", str(tmp_path / "none.json")])
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "the member trained above, kept as it was (weights@1) | 0 |" in card
+    assert card.count(" on x86_64 CPU") < before.count(" on x86_64 CPU")  # its runs are not listed again
     passes = bool(read_manifest(folder).models["pre"].config.get("identity_scales"))
     assert ("pre passes its input through unchanged at scale 1" in card) == passes
     views = read_manifest(folder).models["post"].views

@@ -7,6 +7,12 @@ train_post-style checkpoint that training.evaluate_post and training.export
 read like any other:
 
     python -m training.bands runs/band_hi.pt runs/band_lo.pt --out runs/banded.pt   # --bounds 0.7 (LEVEL_BOUNDS)
+    python -m training.bands runs/top.pt runs/mid.pt weights@1 --bounds 0.55 0.7 --out runs/three.pt
+
+A member FOLDER@B is band B of the BandedPostNet in weights folder FOLDER,
+kept as it is (its training record from the manifest, marked "kept": the
+model card does not count its steps and minutes again): a split band needs
+no new run for the bands it leaves alone.
 
 Each member must have trained on at least its band (its --levels may reach
 a margin beyond the bounds, so that files near a bound are not at the edge
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 
+from jpegplus.bundle import load_bundle, read_manifest
 from jpegplus.models.nets import BandedPostNet
 from training.common import load_checkpoint, restore_net, save_checkpoint
 
@@ -58,21 +65,41 @@ def member_of(net, levels) -> tuple[int, object]:
     return picked[0], net.bands[picked[0]]
 
 
+def load_member(source: str):
+    """(BlockPostNet, training record {"step", "config", ...}) of a member: a
+    train_post checkpoint, or FOLDER@B (band B of a weights folder's banded
+    PostNet, its record marked "kept"); SystemExit saying what is missing."""
+    folder, at, band = source.rpartition("@")
+    if at and band.isdigit() and load_checkpoint(source) is None:
+        try:
+            post, record = load_bundle(folder, names=("post",), runtime="torch").nets["post"], \
+                read_manifest(folder).training.get("post", {})
+        except Exception as e:  # a missing or damaged folder: jpegplus.bundle says what is wrong
+            raise SystemExit(f"{source}: {e}") from e
+        members = getattr(post, "bands", ())
+        if int(band) >= len(members) or len(record.get("bands", ())) != len(members):
+            raise SystemExit(f"{source}: the PostNet in {folder} has {len(members)} banded member(s) "
+                             f"with training records, no band {band}")
+        return members[int(band)], {**record["bands"][int(band)], "kept": source}
+    ckpt = load_checkpoint(source)
+    if ckpt is None:
+        raise SystemExit(f"no checkpoint at {source}")
+    return restore_net(ckpt["models"]["post"]), {"step": ckpt["step"], "config": ckpt["config"], **ckpt["extra"]}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("members", nargs="+", help="train_post checkpoints, one per band, lowest level first")
+    ap.add_argument("members", nargs="+",
+                    help="train_post checkpoints (or FOLDER@B, a shipped member kept), one per band, lowest level first")
     ap.add_argument("--bounds", type=float, nargs="+", default=list(LEVEL_BOUNDS),
                     help="levels between the bands, rising")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if len(args.members) != len(args.bounds) + 1:
         raise SystemExit(f"{len(args.bounds)} bound(s) need {len(args.bounds) + 1} members, got {len(args.members)}")
-    ckpts = [load_checkpoint(p) for p in args.members]
-    if None in ckpts:
-        raise SystemExit(f"no checkpoint at {args.members[ckpts.index(None)]}")
-    nets = [restore_net(c["models"]["post"]) for c in ckpts]
-    for b, (path, ckpt, net) in enumerate(zip(args.members, ckpts, nets)):
-        trained, (lo, hi) = tuple(ckpt["config"].get("levels", (0.0, 1.0))), band_range(args.bounds, b)
+    nets, records = zip(*(load_member(p) for p in args.members))
+    for b, (path, record, net) in enumerate(zip(args.members, records, nets)):
+        trained, (lo, hi) = tuple(record["config"].get("levels", (0.0, 1.0))), band_range(args.bounds, b)
         if not (trained[0] <= lo + 1e-9 and hi - 1e-9 <= trained[1]):
             raise SystemExit(f"{path} trained on levels {trained}, which do not cover band {b}'s {lo:g}..{hi:g}")
         if net.config != nets[0].config or type(net).__name__ != "BlockPostNet":
@@ -80,13 +107,13 @@ def main(argv=None):
     banded = BandedPostNet(args.bounds, nets[0].config)
     for member, net in zip(banded.bands, nets):
         member.load_state_dict(net.state_dict())
-    inits = {c["config"].get("init") for c in ckpts}
-    records = [{"step": c["step"], "config": c["config"], **c["extra"]} for c in ckpts]
+    inits = {r["config"].get("init") for r in records}
     config = {"bounds": banded.config["bounds"], "members": args.members,
               **({"init": inits.pop()} if len(inits) == 1 and None not in inits else {})}
-    # wall time and steps summed over the members (they may have run side by side)
-    save_checkpoint(args.out, sum(c["step"] for c in ckpts), config, {"post": banded}, None,
-                    {"wall_s": sum(r.get("wall_s", 0.0) for r in records), "bands": records})
+    # steps and wall time summed over the members trained for it (they may have run side by side)
+    new = [r for r in records if "kept" not in r]
+    save_checkpoint(args.out, sum(r["step"] for r in new), config, {"post": banded}, None,
+                    {"wall_s": sum(r.get("wall_s", 0.0) for r in new), "bands": list(records)})
     print(f"wrote {args.out}: BandedPostNet, bounds {args.bounds}, members " + ", ".join(args.members))
 
 

@@ -115,6 +115,11 @@ def main(argv=None):
         banded = record.get("bands")
         for b, post in enumerate(banded or [record]):
             c, label = post["config"], f"d{i + 1}" + (f".{b}" if banded else "")
+            if post.get("kept"):  # a shipped member assembled as it was (training.bands FOLDER@B): no new run
+                lo, hi = c["levels"]
+                L.append(f"| {label}. member {b} of a BandedPostNet (files of quantisation level {lo:g}–{hi:g}): "
+                         f"the member trained above, kept as it was ({post['kept']}) | 0 | | | 0 min |")
+                continue
             for r in post.get("runs", []):
                 budget = f", lr schedule over {r['minutes']:g} min of the chain's wall time" if r.get("minutes") else ""
                 precision = ", bf16 autocast" if r.get("bf16") else ""
