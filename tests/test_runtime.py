@@ -225,7 +225,7 @@ def int8_weights(tmp_path_factory, photo):
 
 def test_int8_postnet_stays_within_its_tolerance(bundles, photo, int8_weights):
     float32, _ = bundles
-    int8 = load_bundle(int8_weights, runtime="onnx")
+    int8 = load_bundle(int8_weights, runtime="onnx", precision="int8")  # the default on CPUs with VNNI alone
     assert int8.precision == "int8" and load_bundle(int8_weights, runtime="onnx", precision="float32").precision \
         == "float32"
     for quality, scale in ((10, 2), (30, 1), (90, 1)):
@@ -242,7 +242,7 @@ def test_int8_prenet_stays_within_its_tolerance(bundles, photo, int8_weights):
     from jpegplus.tables import quant_level
 
     float32, _ = bundles
-    int8 = load_bundle(int8_weights, runtime="onnx")
+    int8 = load_bundle(int8_weights, runtime="onnx", precision="int8")
     x = tiling.image_to_array(photo)
     scales = [s for s in (2, 1) if not float32.nets["pre"].passes_through(s)]  # where PreNet is a network
     for quality, scale in ((10, scales[0]), (50, scales[-1]), (90, scales[-1])):
@@ -265,7 +265,7 @@ def test_a_missing_int8_graph_is_refused_unless_float32_is_asked_for(int8_weight
     shutil.copytree(int8_weights, folder)
     (folder / read_manifest(folder).models["post"].graphs[0].int8[0]).unlink()
     with pytest.raises(WeightsError, match="missing"):
-        load_bundle(folder, runtime="onnx")
+        load_bundle(folder, runtime="onnx", precision="int8")
     assert load_bundle(folder, runtime="onnx", precision="float32").precision == "float32"
 
 

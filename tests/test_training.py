@@ -98,7 +98,7 @@ def test_block_postnet_is_identity_at_start_and_local(scale):
 def shipped_post_run(tmp_path) -> tuple[list, object]:
     """(train_post arguments that go on from the shipped PostNet, tiny pack and val crops of the fixtures
     written into tmp_path, batch 2 of 64², one thread; the network those arguments train): with a
-    BandedPostNet, its member 1 (--levels)."""
+    BandedPostNet, its last member (--levels 0.65 1: the coarsest band)."""
     from jpegplus.bundle import weights_dir
     from training import make_pack
 
@@ -108,7 +108,7 @@ def shipped_post_run(tmp_path) -> tuple[list, object]:
     band = ["--levels", "0.65", "1"] if hasattr(shipped, "bands") else []  # a BandedPostNet: go on with one member
     args = ["--init", str(weights_dir()), "--pack", str(tmp_path / "p.npz"), *band, "--val", str(tmp_path / "v.npy"),
             "--batch", "2", "--crop", "64", "--threads", "1", "--eval-every", "1000"]
-    return args, shipped.bands[1] if band else shipped
+    return args, shipped.bands[-1] if band else shipped
 
 
 def test_a_run_can_start_from_shipped_weights(tmp_path):
@@ -468,8 +468,9 @@ def test_levels_keep_every_kind_of_batch_inside_a_band_and_pick_a_banded_init_me
         levels = np.concatenate([b[2] for b in made])
         assert levels.min() >= band[0] - 1e-6 and levels.max() <= band[1] + 1e-6 and np.ptp(levels) > 0.1
 
+    assert train_post.qualities_in_band(train_post.Q2, False, "4:2:0", (0.0, 0.55))[1] == 95  # the finest band too
     with pytest.raises(SystemExit, match="--scale2-share 0"):  # no scale-½ file is that fine: say how to go on
-        train_post.qualities_in_band(train_post.Q2, False, "4:2:0", (0.0, 0.55))
+        train_post.qualities_in_band(train_post.Q2, False, "4:2:0", (0.0, 0.2))
 
     net = BandedPostNet([0.7], {"channels": 4, "context": 8, "detail_depth": 1, "context_depth": 1})
     assert member_of(net, (0.7, 1.0)) == (1, net.bands[1]) and member_of(net, (0.0, 0.75))[0] == 0

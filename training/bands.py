@@ -90,7 +90,8 @@ def load_member(source: str):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("members", nargs="+",
-                    help="train_post checkpoints (or FOLDER@B, a shipped member kept), one per band, lowest level first")
+                    help="train_post checkpoints (or FOLDER@B: a shipped member kept), one per band, "
+                         "lowest level first")
     ap.add_argument("--bounds", type=float, nargs="+", default=list(LEVEL_BOUNDS),
                     help="levels between the bands, rising")
     ap.add_argument("--out", required=True)

@@ -16,7 +16,7 @@ which the model card quotes.
                                                       # (assembled by training.bands), exported with the
                                                       # shipped PreNet and ladder; about 6 min in all
     python -m training.rebuild --preset gpu-more --out /tmp/o    # on the same warm GPU, after gpu-continue --out /tmp/o:
-                                                      # both members 4.4 min more at lr 5e-5 (weights2.tar);
+                                                      # every member 4.4 min more at lr 5e-5 (weights2.tar);
                                                       # copy the small files to $OUT after each (README Training)
     python -m training.rebuild --preset gpu-ceiling --out $OUT   # on one GPU: a PostNet with no decode budget
                                                       # (CEILING) beside the shipped shape, both 5 min from
@@ -81,10 +81,11 @@ def banded_round(init: str, lr: str, minutes: float, tag: str) -> list:
     assembled by training.bands ({out}/post_more<tag>.pt) and exported with `init`'s other networks, ladder and
     training record ({out}/weights<tag>.tar)."""
     members = [f"{{out}}/post{tag}_b{b}.pt" for b in range(len(BANDS))]
-    return [
-        (f"members{tag}", [gpu_training(out, lr, minutes, workers=GPU_WORKERS // len(BANDS),
+    workers = [GPU_WORKERS // len(BANDS) + (b < GPU_WORKERS % len(BANDS)) for b in range(len(BANDS))]  # all of them
+    return [  # --share-444: the shipped PostNet's
+        (f"members{tag}", [gpu_training(out, lr, minutes, workers=w,
                                         extra=("--init", init, "--levels", f"{lo:g}", f"{hi:g}", "--share-444", "0.25"))
-                           for (lo, hi), out in zip(BANDS, members)], None),  # --share-444: the shipped PostNet's
+                           for (lo, hi), out, w in zip(BANDS, members, workers)], None),
         ("bands", ["training.bands", *members, "--out", f"{{out}}/post_more{tag}.pt"], f"{{out}}/post_more{tag}.pt"),
         ("export", ["training.export", "--post", f"{{out}}/post_more{tag}.pt", "--base", init,
                     "--out", f"{{out}}/weights{tag}.tar"], None),

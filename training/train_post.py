@@ -60,7 +60,8 @@ from training.evaluate_post import gains, val_crops
 from training.losses import restoration_loss
 
 Q1 = (5, 100)    # internal quality range of jpegplus files at scale 1
-Q2 = (5, 80)     # and at scale 2 (low rates: the ladder's bottom)
+Q2 = (5, 95)     # and at scale 2: the ladder's bottom (internal quality up to 83 there) and a forced scale=2
+                 # at any quality; up to 80 until a member for levels below 0.55 trained on none of them
 QSTD = (5, 95)   # standard-table quality of plain JPEGs
 Q444 = (24, 100)  # internal quality of 4:4:4 files (calibrate.GRID444: the ladder offers them at high rates)
 
