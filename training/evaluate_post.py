@@ -36,9 +36,11 @@ VAL_SETTINGS = [("jp20", 1, False, 20, "4:2:0"), ("jp50", 1, False, 50, "4:2:0")
                 ("jp_half30", 2, False, 30, "4:2:0"), ("std10", 1, True, 10, "4:2:0"), ("std50", 1, True, 50, "4:2:0"),
                 ("jp444_60", 1, False, 60, "4:4:4"), ("jp444_85", 1, False, 85, "4:4:4")]
 # The fine end, where the ladder puts user quality 80-95 (4:2:0 at internal 88-96, 4:4:4 at 85-94; levels
-# 0.26-0.50) and Pillow's quality 90 (`--fine`): the settings a top level band's member is judged by.
+# 0.26-0.50), Pillow's quality 90, and files at scale 1/2 that fine (the ladder's at user quality 13-14, internal
+# 81-83, and a forced scale=2) (`--fine`): the settings a top level band's member is judged by.
 FINE_SETTINGS = [("jp88", 1, False, 88, "4:2:0"), ("jp93", 1, False, 93, "4:2:0"), ("jp444_87", 1, False, 87, "4:4:4"),
-                 ("jp444_91", 1, False, 91, "4:4:4"), ("std90", 1, True, 90, "4:2:0")]
+                 ("jp444_91", 1, False, 91, "4:4:4"), ("std90", 1, True, 90, "4:2:0"),
+                 ("jp_half88", 2, False, 88, "4:2:0")]
 
 
 def val_crops(source: str, n: int = 8, size: int = 256) -> np.ndarray:
