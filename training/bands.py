@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 
 from jpegplus.bundle import load_bundle, read_manifest
+from jpegplus.errors import WeightsError
 from jpegplus.models.nets import BandedPostNet
 from training.common import load_checkpoint, restore_net, save_checkpoint
 
@@ -69,22 +70,21 @@ def load_member(source: str):
     """(BlockPostNet, training record {"step", "config", ...}) of a member: a
     train_post checkpoint, or FOLDER@B (band B of a weights folder's banded
     PostNet, its record marked "kept"); SystemExit saying what is missing."""
-    folder, at, band = source.rpartition("@")
-    if at and band.isdigit() and load_checkpoint(source) is None:
-        try:
-            post, record = load_bundle(folder, names=("post",), runtime="torch").nets["post"], \
-                read_manifest(folder).training.get("post", {})
-        except Exception as e:  # a missing or damaged folder: jpegplus.bundle says what is wrong
-            raise SystemExit(f"{source}: {e}") from e
-        members = getattr(post, "bands", ())
-        if int(band) >= len(members) or len(record.get("bands", ())) != len(members):
-            raise SystemExit(f"{source}: the PostNet in {folder} has {len(members)} banded member(s) "
-                             f"with training records, no band {band}")
-        return members[int(band)], {**record["bands"][int(band)], "kept": source}
     ckpt = load_checkpoint(source)
-    if ckpt is None:
+    if ckpt is not None:
+        return restore_net(ckpt["models"]["post"]), {"step": ckpt["step"], "config": ckpt["config"], **ckpt["extra"]}
+    folder, at, band = source.rpartition("@")
+    if not (at and band.isdigit()):
         raise SystemExit(f"no checkpoint at {source}")
-    return restore_net(ckpt["models"]["post"]), {"step": ckpt["step"], "config": ckpt["config"], **ckpt["extra"]}
+    try:
+        post = load_bundle(folder, names=("post",), runtime="torch").nets["post"]
+    except WeightsError as e:  # a missing or damaged folder: its message says how to mend it
+        raise SystemExit(f"{source}: {e}") from e
+    members, records = getattr(post, "bands", ()), read_manifest(folder).training.get("post", {}).get("bands", ())
+    if int(band) >= len(members) or len(records) != len(members):
+        raise SystemExit(f"{source}: the PostNet in {folder} has {len(members)} banded member(s) "
+                         f"with training records, no band {band}")
+    return members[int(band)], {**records[int(band)], "kept": source}
 
 
 def main(argv=None):
