@@ -280,6 +280,10 @@ def test_gpu_continue_trains_one_specialist_per_level_band_and_assembles_them():
     assert all(float(cmd[cmd.index("--minutes") + 1]) == 5 for cmd in members)  # side by side: each the 5 minutes
     # the members share the GPU machine's batch workers
     assert sum(int(cmd[cmd.index("--workers") + 1]) for cmd in members) == rebuild.GPU_WORKERS
+    # each its band's file mix: the finest band's mostly 4:4:4, as the closed loop stores it
+    for cmd, mix in zip(members, rebuild.BAND_MIX, strict=True):
+        assert all(cmd[cmd.index(flag) + 1] == value for flag, value in zip(mix[::2], mix[1::2]))
+    assert float(members[0][members[0].index("--share-444") + 1]) > float(members[-1][members[-1].index("--share-444") + 1])
 
 
 def test_training_reads_the_checkouts_weights_where_jpegplus_was_never_installed():
@@ -572,12 +576,14 @@ def test_model_card_reads_the_shipped_records_alone(tmp_path):
     assert f"Whole rebuild (all stages incl. the ablation and calibration): {total:.0f} min" in card
     assert "member 0 of a BandedPostNet" in card and "member 1 of a BandedPostNet" in card
     manifest = json.loads((folder / "manifest.json").read_text())  # a member kept by training.bands FOLDER@B
-    manifest["training"]["post"]["bands"][-1]["kept"] = "weights@1"
+    bands = manifest["training"]["post"]["bands"]
+    trained = next(b for b, record in enumerate(bands) if "kept" not in record)  # one that trained in this model
+    bands[trained]["kept"] = f"weights@{trained}"
     (folder / "manifest.json").write_text(json.dumps(manifest))
     model_card.main(["--weights", str(folder), "--rebuild", str(tmp_path / "none.json"),
                      "--ladder", str(tmp_path / "none.json")])
     card = (folder / "MODEL_CARD.md").read_text()
-    assert "the member trained above, kept as it was (weights@1) | 0 |" in card
+    assert f"the member trained above, kept as it was (weights@{trained}) | 0 |" in card
     assert card.count(" on x86_64 CPU") < before.count(" on x86_64 CPU")  # its runs are not listed again
     passes = bool(read_manifest(folder).models["pre"].config.get("identity_scales"))
     assert ("pre passes its input through unchanged at scale 1" in card) == passes

@@ -6,8 +6,8 @@ alone (--levels LO HI); the bounds split the quantisation level (tables.quant_le
 train_post-style checkpoint that training.evaluate_post and training.export
 read like any other:
 
-    python -m training.bands runs/band_hi.pt runs/band_lo.pt --out runs/banded.pt   # --bounds 0.7 (LEVEL_BOUNDS)
-    python -m training.bands runs/top.pt runs/mid.pt weights@1 --bounds 0.55 0.7 --out runs/three.pt
+    python -m training.bands runs/band_hi.pt runs/band_lo.pt --out runs/banded.pt   # --bounds 0.7
+    python -m training.bands runs/top.pt runs/mid.pt weights@1 --out runs/three.pt   # LEVEL_BOUNDS
 
 A member FOLDER@B is band B of the BandedPostNet in weights folder FOLDER,
 kept as it is (its training record from the manifest, marked "kept": the
@@ -27,10 +27,14 @@ from jpegplus.errors import WeightsError
 from jpegplus.models.nets import BandedPostNet
 from training.common import load_checkpoint, restore_net, save_checkpoint
 
-# The recipe's split of the quantisation level: internal quality 54 and below (user quality 20 and below on
-# the ladder) in band 1, finer files in band 0; each band holds every kind of file (scale 1 and 2, 4:4:4,
-# standard tables) whose level falls in it.
-LEVEL_BOUNDS = (0.7,)
+# The recipe's split of the quantisation level into three bands, finest first: internal quality 81 and up (level
+# below 0.55: user quality 63 and up at 4:2:0 on the ladder, 71 and up at 4:4:4, scale ½ at 13–14), 55–80, and 54
+# and below (user quality 20 and below); each band holds every kind of file (scale 1 and 2, 4:4:4, standard
+# tables) whose level falls in it.
+LEVEL_BOUNDS = (0.55, 0.7)
+# Each band's member's file mix (train_post's --share-444, --scale2-share), finest band first: the closed loop
+# stores most of the finest band's files at 4:4:4, and few at scale ½.
+BAND_MIX = (("--share-444", "0.5", "--scale2-share", "0.1"), ("--share-444", "0.25"), ("--share-444", "0.25"))
 MARGIN = 0.05  # how far beyond its bounds a member trains (levels), so files near a bound are not at its edge
 
 

@@ -53,7 +53,7 @@ import subprocess
 import sys
 import time
 
-from training.bands import LEVEL_BOUNDS, training_levels
+from training.bands import BAND_MIX, LEVEL_BOUNDS, training_levels
 
 GPU_PACK = "packs/gpu_pack.npz"
 VAL_PACK = "packs/val_crops.npz"
@@ -82,10 +82,10 @@ def banded_round(init: str, lr: str, minutes: float, tag: str) -> list:
     training record ({out}/weights<tag>.tar)."""
     members = [f"{{out}}/post{tag}_b{b}.pt" for b in range(len(BANDS))]
     workers = [GPU_WORKERS // len(BANDS) + (b < GPU_WORKERS % len(BANDS)) for b in range(len(BANDS))]  # all of them
-    return [  # --share-444: the shipped PostNet's
+    return [
         (f"members{tag}", [gpu_training(out, lr, minutes, workers=w,
-                                        extra=("--init", init, "--levels", f"{lo:g}", f"{hi:g}", "--share-444", "0.25"))
-                           for (lo, hi), out, w in zip(BANDS, members, workers)], None),
+                                        extra=("--init", init, "--levels", f"{lo:g}", f"{hi:g}", *mix))
+                           for (lo, hi), mix, out, w in zip(BANDS, BAND_MIX, members, workers, strict=True)], None),
         ("bands", ["training.bands", *members, "--out", f"{{out}}/post_more{tag}.pt"], f"{{out}}/post_more{tag}.pt"),
         ("export", ["training.export", "--post", f"{{out}}/post_more{tag}.pt", "--base", init,
                     "--out", f"{{out}}/weights{tag}.tar"], None),
