@@ -8,7 +8,7 @@ safetensors files: the GPU path (`Filter` on CUDA tensors, `decode(device=...)`)
 and training use it. The two agree within TOLERANCE levels after rounding to
 uint8 (tests/test_runtime.py). Where the manifest also lists int8 graphs
 (PreNet's and PostNet's), ONNX Runtime runs those on CPUs with 8-bit dot
-products (VNNI), where they pay, and the float32 ones elsewhere
+products (VNNI, or AVX2's pairwise ones), where they pay, and the float32 ones elsewhere
 ($JPEGPLUS_PRECISION=int8 or float32 decides instead): the PSNR between their
 outputs and the float32 graphs' is at least INT8_MIN_PSNR dB
 (training/int8_check.py measures their cost in BD-rate on val/).
@@ -86,15 +86,19 @@ def choose(has_graphs: bool) -> str:
     raise RuntimeMissingError(f"these weights list no ONNX graphs, so their networks need torch: {TORCH_EXTRA}")
 
 
-INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni")  # x86 8-bit dot products: where int8 graphs pay (training/int8_check.py)
+# x86 8-bit multiply-adds, where the int8 graphs pay: VNNI's dot products, and AVX2's pairwise ones (vpmaddubsw;
+# the graphs' reduce_range keeps them exact there, jpegplus/bundle.py)
+INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "avx2")
 
 
 def cpu_has_int8_dot(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU has 8-bit dot-product instructions (VNNI), read from the
-    flags of /proc/cpuinfo (or the text `cpuinfo`). There, the shipped int8 graphs
-    ran faster than float32 on two threads (PostNet 1.35×, PreNet 2.9×: training/
-    int8_check.py); on an AVX2 CPU without VNNI int8 PostNet gained nothing. False
-    where the flags cannot be read (not Linux)."""
+    """Whether this CPU has 8-bit dot-product instructions (INT8_CPU_FLAGS: VNNI,
+    or AVX2), read from the flags of /proc/cpuinfo (or the text `cpuinfo`). There
+    the shipped int8 graphs ran faster than float32 on two threads: with VNNI
+    PostNet 1.35×, PreNet 2.9× (training/int8_check.py); on an AMD EPYC with AVX2
+    alone, model 0d361be8's two-view decode of Kodak 1.19–1.23× (medians over the
+    24 images, quality 75 and 10). False where the flags cannot be read (not
+    Linux), or on other CPUs (ARM), where it was not measured."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")

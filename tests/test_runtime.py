@@ -362,10 +362,12 @@ def test_a_banded_postnet_runs_each_file_through_its_level_bands_member(tmp_path
 
 
 def test_int8_is_the_default_only_on_cpus_with_8_bit_dot_products(monkeypatch):
-    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
-    assert not runtime.cpu_has_int8_dot(avx2) and not runtime.cpu_has_int8_dot("")
-    assert runtime.cpu_has_int8_dot(avx2.replace("avx2", "avx2 avx512f avx512_vnni"))
-    assert runtime.cpu_has_int8_dot(avx2.replace("avx2", "avx2 avx_vnni"))
+    avx = "processor\t: 0\nflags\t\t: fpu sse2 avx fma\n"
+    assert not runtime.cpu_has_int8_dot(avx) and not runtime.cpu_has_int8_dot("")
+    assert not runtime.cpu_has_int8_dot("processor\t: 0\nFeatures\t: fp asimd asimddp\n")  # ARM: not measured
+    assert runtime.cpu_has_int8_dot(avx.replace("avx", "avx avx2"))
+    assert runtime.cpu_has_int8_dot(avx.replace("avx", "avx avx2 avx512f avx512_vnni"))
+    assert runtime.cpu_has_int8_dot(avx.replace("avx", "avx avx_vnni"))
     monkeypatch.delenv(runtime.PRECISION_VAR, raising=False)
     for has, want in ((True, "int8"), (False, "float32")):
         monkeypatch.setattr(runtime, "cpu_has_int8_dot", lambda has=has: has)

@@ -351,7 +351,7 @@ def ms_per_megapixel(fn, rgb: np.ndarray, repeat: int) -> float:
 
 def speed_bundles() -> dict:
     """{label: bundle} whose speed is measured: the default (ONNX Runtime), its
-    float32 graphs where the default runs int8 ones (what CPUs without VNNI run),
+    float32 graphs where the default runs int8 ones (what CPUs without 8-bit multiply-adds run),
     the default with one PostNet view where it averages more (jpegplus.views;
     $JPEGPLUS_VIEWS=1), and the same weights through torch when torch is
     installed (the [torch] path)."""
