@@ -283,7 +283,8 @@ def test_gpu_continue_trains_one_specialist_per_level_band_and_assembles_them():
     # each its band's file mix: the finest band's mostly 4:4:4, as the closed loop stores it
     for cmd, mix in zip(members, rebuild.BAND_MIX, strict=True):
         assert all(cmd[cmd.index(flag) + 1] == value for flag, value in zip(mix[::2], mix[1::2]))
-    assert float(members[0][members[0].index("--share-444") + 1]) > float(members[-1][members[-1].index("--share-444") + 1])
+    share_444 = [float(cmd[cmd.index("--share-444") + 1]) for cmd in members]
+    assert share_444[0] > share_444[-1]
 
 
 def test_training_reads_the_checkouts_weights_where_jpegplus_was_never_installed():
