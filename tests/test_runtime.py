@@ -225,7 +225,7 @@ def int8_weights(tmp_path_factory, photo):
 
 def test_int8_postnet_stays_within_its_tolerance(bundles, photo, int8_weights):
     float32, _ = bundles
-    int8 = load_bundle(int8_weights, runtime="onnx", precision="int8")  # the default on CPUs with VNNI alone
+    int8 = load_bundle(int8_weights, runtime="onnx", precision="int8")  # whatever this CPU's default
     assert int8.precision == "int8" and load_bundle(int8_weights, runtime="onnx", precision="float32").precision \
         == "float32"
     for quality, scale in ((10, 2), (30, 1), (90, 1)):
